@@ -1,0 +1,40 @@
+"""Backend selection: which event loop library is running this task.
+
+Backends are imported on first use, so importing adapt never imports trio.
+"""
+
+from __future__ import annotations
+
+import sniffio
+
+from ._base import Backend, FdWatch, LoopToken, Waiter
+
+__all__ = ["Backend", "FdWatch", "LoopToken", "Waiter", "current_backend"]
+
+_cache: dict[str, Backend] = {}
+
+
+def current_backend() -> Backend:
+    """The backend for the async library running the current task.
+
+    Raises ``RuntimeError`` when called outside a running event loop, or under
+    a library adapt does not support.
+    """
+    try:
+        name = sniffio.current_async_library()
+    except sniffio.AsyncLibraryNotFoundError:
+        raise RuntimeError(
+            "adapt needs a running asyncio (or uvloop) or trio event loop"
+        ) from None
+    try:
+        return _cache[name]
+    except KeyError:
+        pass
+    if name == "asyncio":
+        from ._asyncio import BACKEND
+    elif name == "trio":
+        from ._trio import BACKEND
+    else:
+        raise RuntimeError(f"adapt does not support the {name!r} async library")
+    _cache[name] = BACKEND
+    return BACKEND

@@ -1,0 +1,300 @@
+"""asyncio (and uvloop) backend.
+
+Theory of operation
+-------------------
+asyncio offers one reader and one writer callback per fd (``add_reader``);
+a second ``add_reader`` silently replaces the first, so two tasks waiting on
+one fd lose a wake-up.  We register one callback per fd and direction and
+keep our own list of waiting futures, all of which are woken together.
+
+Registration is *sticky*: the fd stays registered while it is in use, and is
+removed lazily, the first time the loop reports readiness that nobody waits
+for (and always on close).  A tight read loop therefore costs no
+``epoll_ctl`` at all, where ``sock_recv`` pays two per wait.
+
+The selector is level-triggered.  On the selector loops, ``_run_once`` first
+polls, queues the ready callbacks behind the handles already scheduled, then
+runs them.  A task woken by our callback in iteration N runs in N+1 -- but
+N+1's poll already queued *another* readiness callback for the same fd,
+because the data was not consumed yet.  The task consumes the data, finds
+the fd empty, waits again, and that stale callback would wake it for
+nothing.  So each direction records the reactor ``epoch`` when its first
+waiter arrived, and a marker handle scheduled at that moment bumps the epoch
+at the start of the next iteration, before that iteration's poll results.
+A readiness callback that runs while the epoch is unchanged comes from a
+poll made before the waiter's failed attempt: it is ignored.  Ignoring is
+safe because the fd stays registered and the selector is level-triggered:
+if the fd is (still or again) ready, the next poll says so.  uvloop runs
+readiness callbacks before the ready queue in each iteration, so it has no
+stale callbacks and the filter is off there.
+
+Close order: mark closed, fail every waiter with ClosedResourceError,
+deregister.  A fd number that was closed behind our back and reused is found
+by its ``(st_dev, st_ino)`` identity when a new wrapper binds it; the stale
+watch is closed and the loop's registration purged before the new one, since
+asyncio would otherwise modify a registration the kernel already dropped and
+wait forever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from asyncio import AbstractEventLoop, Future
+from asyncio.events import _get_running_loop
+from collections.abc import Callable
+from typing import Any
+
+from .._errors import READ, ClosedResourceError
+
+__all__ = ["BACKEND"]
+
+
+def _closed_error() -> ClosedResourceError:
+    return ClosedResourceError("the object was closed while this task waited on it")
+
+
+def _purge(loop: AbstractEventLoop, fd: int) -> None:
+    """Drop any registration of ``fd`` on ``loop``, even a stale one."""
+    for remove in (loop.remove_writer, loop.remove_reader):
+        try:
+            remove(fd)
+        except (OSError, ValueError):
+            pass  # the kernel already forgot the fd; the loop's map is clean now
+
+
+class _Reactor:
+    """Per-loop state: the watches and the stale-readiness epoch."""
+
+    __slots__ = ("loop", "watches", "epoch", "bump_pending", "filter_stale", "__weakref__")
+
+    def __init__(self, loop: AbstractEventLoop) -> None:
+        self.loop = loop
+        self.watches: dict[int, _Watch] = {}
+        self.epoch = 0
+        self.bump_pending = False
+        self.filter_stale = isinstance(loop, asyncio.selector_events.BaseSelectorEventLoop)
+
+    def mark(self) -> None:
+        if not self.bump_pending:
+            self.bump_pending = True
+            self.loop.call_soon(self._bump)
+
+    def _bump(self) -> None:
+        self.epoch += 1
+        self.bump_pending = False
+
+
+class _Watch:
+    __slots__ = (
+        "reactor",
+        "loop",
+        "fd",
+        "ident",
+        "closed",
+        "users",
+        "readers",
+        "writers",
+        "r_epoch",
+        "w_epoch",
+        "reg_r",
+        "reg_w",
+    )
+
+    def __init__(self, reactor: _Reactor, fd: int, ident: tuple[int, int]) -> None:
+        self.reactor = reactor
+        self.loop = reactor.loop
+        self.fd = fd
+        self.ident = ident
+        self.closed = False
+        self.users = 0
+        self.readers: list[Future[None]] = []
+        self.writers: list[Future[None]] = []
+        self.r_epoch = self.w_epoch = -1
+        self.reg_r = self.reg_w = False
+
+    # -- FdWatch -----------------------------------------------------------
+
+    def current(self) -> bool:
+        return not self.closed and _get_running_loop() is self.loop
+
+    def alive(self) -> bool:
+        return not self.closed and not self.loop.is_closed()
+
+    def arm(self, direction: int) -> Future[None]:
+        if self.closed:
+            raise ClosedResourceError("the object is closed")
+        reactor = self.reactor
+        fut: Future[None] = self.loop.create_future()
+        if direction == READ:
+            if not self.readers:
+                self.r_epoch = reactor.epoch
+                if reactor.filter_stale:
+                    reactor.mark()
+                if not self.reg_r:
+                    self.loop.add_reader(self.fd, self._on_readable)
+                    self.reg_r = True
+            self.readers.append(fut)
+        else:
+            if not self.writers:
+                self.w_epoch = reactor.epoch
+                if reactor.filter_stale:
+                    reactor.mark()
+                if not self.reg_w:
+                    self.loop.add_writer(self.fd, self._on_writable)
+                    self.reg_w = True
+            self.writers.append(fut)
+        return fut
+
+    def disarm(self, direction: int, waiter: object) -> None:
+        waiters = self.readers if direction == READ else self.writers
+        try:
+            waiters.remove(waiter)  # type: ignore[arg-type]
+        except ValueError:
+            pass
+
+    def wake_all(self) -> None:
+        readers, writers = self.readers, self.writers
+        self.readers, self.writers = [], []
+        for fut in readers + writers:
+            if not fut.done():
+                fut.set_result(None)
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        waiters = self.readers + self.writers
+        self.readers, self.writers = [], []
+        for fut in waiters:
+            if not fut.done():
+                fut.set_exception(_closed_error())
+        if self.reactor.watches.get(self.fd) is self:
+            del self.reactor.watches[self.fd]
+        if (self.reg_r or self.reg_w) and not self.loop.is_closed():
+            self.reg_r = self.reg_w = False
+            _purge(self.loop, self.fd)
+
+    def close_threadsafe(self) -> None:
+        """Close from a finalizer, which may run in any thread."""
+        try:
+            self.loop.call_soon_threadsafe(self.close)
+        except RuntimeError:
+            pass  # the loop is closed: its registrations died with it
+
+    # -- loop callbacks ----------------------------------------------------
+
+    def _on_readable(self) -> None:
+        readers = self.readers
+        if not readers:
+            # readiness nobody waits for: stop polling (lazy deregistration)
+            self.loop.remove_reader(self.fd)
+            self.reg_r = False
+        elif self.r_epoch != self.reactor.epoch or not self.reactor.filter_stale:
+            self.readers = []
+            for fut in readers:
+                if not fut.done():
+                    fut.set_result(None)
+
+    def _on_writable(self) -> None:
+        writers = self.writers
+        if not writers:
+            self.loop.remove_writer(self.fd)
+            self.reg_w = False
+        elif self.w_epoch != self.reactor.epoch or not self.reactor.filter_stale:
+            self.writers = []
+            for fut in writers:
+                if not fut.done():
+                    fut.set_result(None)
+
+
+class _Token:
+    __slots__ = ("loop",)
+
+    def __init__(self, loop: AbstractEventLoop) -> None:
+        self.loop = loop
+
+    def run_sync_soon(self, fn: Callable[..., object], *args: Any) -> None:
+        self.loop.call_soon_threadsafe(fn, *args)
+
+    def is_current(self) -> bool:
+        return _get_running_loop() is self.loop
+
+
+class _Waiter:
+    __slots__ = ("fut", "outcome")
+
+    def __init__(self) -> None:
+        self.fut: Future[None] = asyncio.get_running_loop().create_future()
+        self.outcome: tuple[object, BaseException | None] | None = None
+
+    def _deliver(self) -> Any:
+        assert self.outcome is not None
+        value, exc = self.outcome
+        if exc is not None:
+            raise exc
+        return value
+
+    async def wait(self, abort: Callable[[], bool] | None = None) -> Any:
+        try:
+            await self.fut
+        except asyncio.CancelledError:
+            if self.outcome is None and (abort is None or abort()):
+                raise
+        else:
+            return self._deliver()
+        # The canceller could not stop the work: wait for its outcome, deliver
+        # it, and re-deliver the cancellation at the task's next await.
+        task = asyncio.current_task()
+        assert task is not None
+        while self.outcome is None:
+            fut = self.fut = asyncio.get_running_loop().create_future()
+            try:
+                await asyncio.shield(fut)
+            except asyncio.CancelledError:
+                pass
+        task.uncancel()
+        task.cancel()
+        return self._deliver()
+
+    def wake(self, value: object = None, exc: BaseException | None = None) -> None:
+        if self.outcome is not None:
+            return
+        self.outcome = (value, exc)
+        if not self.fut.done():
+            self.fut.set_result(None)
+
+
+_reactors: weakref.WeakKeyDictionary[AbstractEventLoop, _Reactor] = weakref.WeakKeyDictionary()
+
+
+class AsyncioBackend:
+    name = "asyncio"
+
+    def watch(self, fd: int, ident: tuple[int, int]) -> _Watch:
+        loop = asyncio.get_running_loop()
+        reactor = _reactors.get(loop)
+        if reactor is None:
+            reactor = _reactors[loop] = _Reactor(loop)
+        watch = reactor.watches.get(fd)
+        if watch is not None:
+            if watch.ident == ident:
+                return watch
+            # the fd was closed behind our back and its number reused
+            watch.close()
+        # clear whatever registration the loop may still hold for this number
+        _purge(loop, fd)
+        watch = reactor.watches[fd] = _Watch(reactor, fd, ident)
+        return watch
+
+    def token(self) -> _Token:
+        return _Token(asyncio.get_running_loop())
+
+    def waiter(self) -> _Waiter:
+        return _Waiter()
+
+    async def checkpoint(self) -> None:
+        await asyncio.sleep(0)
+
+
+BACKEND = AsyncioBackend()

@@ -1,0 +1,231 @@
+"""trio backend.
+
+Theory of operation
+-------------------
+trio's ``wait_readable(fd)`` allows one waiting task per fd and direction
+(a second gets ``BusyResourceError``).  adapt allows many, so the first
+waiter becomes the *leader* and calls ``wait_readable``; later waiters park
+as followers and are woken by the leader when its wait ends, for whatever
+reason (readiness, cancellation, close).  A woken follower just retries its
+operation: if it would block again it becomes the next leader.  The common
+single-waiter case costs one extra attribute test over a raw
+``wait_readable`` loop.
+
+trio registers an fd only while someone waits on it (one-shot epoll), so the
+only stale state to fear is an fd closed while waited on; ``close()`` calls
+``notify_closing`` before the caller closes the fd, as trio requires, which
+wakes the leader with ``trio.ClosedResourceError`` (mapped to adapt's).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import outcome
+import trio
+
+from .._errors import READ, ClosedResourceError
+
+__all__ = ["BACKEND"]
+
+_wait_readable = trio.lowlevel.wait_readable
+_wait_writable = trio.lowlevel.wait_writable
+_reschedule = trio.lowlevel.reschedule
+_current_token = trio.lowlevel.current_trio_token
+
+
+def _closed_error() -> ClosedResourceError:
+    return ClosedResourceError("the object was closed while this task waited on it")
+
+
+class _Reactor:
+    __slots__ = ("token", "watches")
+
+    def __init__(self, token: trio.lowlevel.TrioToken) -> None:
+        self.token = token
+        self.watches: dict[int, _Watch] = {}
+
+
+_REACTOR: trio.lowlevel.RunVar[_Reactor] = trio.lowlevel.RunVar("adapt_reactor")
+
+
+class _Watch:
+    __slots__ = ("reactor", "token", "fd", "ident", "closed", "users", "leaders", "followers")
+
+    def __init__(self, reactor: _Reactor, fd: int, ident: tuple[int, int]) -> None:
+        self.reactor = reactor
+        self.token = reactor.token
+        self.fd = fd
+        self.ident = ident
+        self.closed = False
+        self.users = 0
+        self.leaders = [False, False]
+        self.followers: list[list[trio.lowlevel.Task]] = [[], []]
+
+    def current(self) -> bool:
+        if self.closed:
+            return False
+        try:
+            return _current_token() is self.token
+        except RuntimeError:
+            return False
+
+    def alive(self) -> bool:
+        if self.closed:
+            return False
+        try:
+            self.token.run_sync_soon(_noop)
+        except trio.RunFinishedError:
+            return False
+        return True
+
+    def arm(self, direction: int) -> Any:
+        if self.closed:
+            raise ClosedResourceError("the object is closed")
+        if self.leaders[direction]:
+            return self._follow(direction)
+        return self._lead(direction)
+
+    async def _lead(self, direction: int) -> None:
+        self.leaders[direction] = True
+        try:
+            if direction == READ:
+                await _wait_readable(self.fd)
+            else:
+                await _wait_writable(self.fd)
+        except trio.ClosedResourceError:
+            raise _closed_error() from None
+        finally:
+            self.leaders[direction] = False
+            followers = self.followers[direction]
+            if followers:
+                self.followers[direction] = []
+                for task in followers:
+                    _reschedule(task)
+
+    async def _follow(self, direction: int) -> None:
+        task = trio.lowlevel.current_task()
+        followers = self.followers[direction]
+        followers.append(task)
+
+        def abort(_: object) -> trio.lowlevel.Abort:
+            try:
+                self.followers[direction].remove(task)
+            except ValueError:
+                pass
+            return trio.lowlevel.Abort.SUCCEEDED
+
+        await trio.lowlevel.wait_task_rescheduled(abort)
+
+    def disarm(self, direction: int, waiter: object) -> None:
+        pass  # cancellation is handled inside _lead / _follow
+
+    def wake_all(self) -> None:
+        for d in (0, 1):
+            followers, self.followers[d] = self.followers[d], []
+            for task in followers:
+                _reschedule(task)
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        for d in (0, 1):
+            followers, self.followers[d] = self.followers[d], []
+            for task in followers:
+                _reschedule(task, outcome.Error(_closed_error()))
+        if self.reactor.watches.get(self.fd) is self:
+            del self.reactor.watches[self.fd]
+        # wakes a leader with trio.ClosedResourceError and drops trio's epoll
+        # registration, so the fd number can be reused safely
+        trio.lowlevel.notify_closing(self.fd)
+
+    def close_threadsafe(self) -> None:
+        try:
+            self.token.run_sync_soon(self.close)
+        except trio.RunFinishedError:
+            pass
+
+
+def _noop() -> None:
+    pass
+
+
+class _Token:
+    __slots__ = ("token",)
+
+    def __init__(self, token: trio.lowlevel.TrioToken) -> None:
+        self.token = token
+
+    def run_sync_soon(self, fn: Callable[..., object], *args: Any) -> None:
+        try:
+            self.token.run_sync_soon(fn, *args)
+        except trio.RunFinishedError:
+            raise RuntimeError("the trio run this token belongs to has finished") from None
+
+    def is_current(self) -> bool:
+        try:
+            return _current_token() is self.token
+        except RuntimeError:
+            return False
+
+
+class _Waiter:
+    __slots__ = ("task", "outcome")
+
+    def __init__(self) -> None:
+        self.task: trio.lowlevel.Task | None = None
+        self.outcome: outcome.Outcome[Any] | None = None
+
+    async def wait(self, abort: Callable[[], bool] | None = None) -> Any:
+        if self.outcome is not None:
+            await trio.lowlevel.checkpoint()
+            return self.outcome.unwrap()
+        self.task = trio.lowlevel.current_task()
+
+        def abort_fn(_: object) -> trio.lowlevel.Abort:
+            if abort is None or abort():
+                self.task = None
+                return trio.lowlevel.Abort.SUCCEEDED
+            return trio.lowlevel.Abort.FAILED
+
+        return await trio.lowlevel.wait_task_rescheduled(abort_fn)
+
+    def wake(self, value: object = None, exc: BaseException | None = None) -> None:
+        if self.outcome is not None:
+            return
+        self.outcome = outcome.Error(exc) if exc is not None else outcome.Value(value)
+        if self.task is not None:
+            task, self.task = self.task, None
+            _reschedule(task, self.outcome)
+
+
+class TrioBackend:
+    name = "trio"
+
+    def watch(self, fd: int, ident: tuple[int, int]) -> _Watch:
+        try:
+            reactor = _REACTOR.get()
+        except LookupError:
+            reactor = _Reactor(_current_token())
+            _REACTOR.set(reactor)
+        watch = reactor.watches.get(fd)
+        if watch is not None:
+            if watch.ident == ident:
+                return watch
+            watch.close()  # the fd was closed behind our back and reused
+        watch = reactor.watches[fd] = _Watch(reactor, fd, ident)
+        return watch
+
+    def token(self) -> _Token:
+        return _Token(_current_token())
+
+    def waiter(self) -> _Waiter:
+        return _Waiter()
+
+    async def checkpoint(self) -> None:
+        await trio.lowlevel.checkpoint()
+
+
+BACKEND = TrioBackend()

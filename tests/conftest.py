@@ -1,0 +1,155 @@
+"""Test harness: every ``async def`` test runs on asyncio, uvloop and trio.
+
+* ``@pytest.mark.backends("trio", ...)`` narrows the set for loop-specific tests.
+* Each run has a timeout inside the loop (``fail_after``), besides
+  pytest-timeout's per-test limit outside it.
+* ``_no_leaks`` (autouse) fails a test that leaks fds, threads, loop
+  registrations or warnings (warnings are errors in pyproject's config;
+  ``gc.collect()`` makes ResourceWarnings of dropped objects surface here).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import gc
+import inspect
+import os
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import anyio
+import pytest
+
+BACKENDS = ("asyncio", "uvloop", "trio")
+ASYNC_TIMEOUT = 30.0
+
+
+def _warm_up() -> None:
+    """Open the process-wide fds that loop libraries keep (uvloop's first
+    loop leaves a pipe for the whole process), so they don't count as leaks."""
+    for backend, options in (("asyncio", {"use_uvloop": True}), ("trio", {})):
+        anyio.run(anyio.sleep, 0, backend=backend, backend_options=options)
+
+
+_warm_up()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "backends(*names): run only on these backends")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if not inspect.iscoroutinefunction(metafunc.function):
+        return
+    marker = metafunc.definition.get_closest_marker("backends")
+    names = marker.args if marker else BACKENDS
+    metafunc.parametrize("backend", names, ids=names)
+
+
+def _open_fds() -> set[int]:
+    fds = set()
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        try:
+            os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue  # the fd of the listdir itself
+        fds.add(fd)
+    return fds
+
+
+def _describe(fds: set[int]) -> list[str]:
+    out = []
+    for fd in sorted(fds):
+        try:
+            out.append(f"{fd} -> {os.readlink(f'/proc/self/fd/{fd}')}")
+        except OSError:
+            out.append(f"{fd} -> ?")
+    return out
+
+
+def _threads() -> set[threading.Thread]:
+    # trio keeps idle worker threads cached for a while; they are not ours
+    return {t for t in threading.enumerate() if not t.name.startswith("Trio thread")}
+
+
+def _trio_io() -> tuple[int, int]:
+    import trio
+
+    stats = trio.lowlevel.current_statistics().io_statistics
+    return (stats.tasks_waiting_read, stats.tasks_waiting_write)
+
+
+async def _registrations_left(trio_baseline: tuple[int, int] | None) -> list[str]:
+    """Loop registrations still present at the end of a test, in the loop."""
+    gc.collect()
+    await anyio.sleep(0)  # let close callbacks scheduled by finalizers run
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        now = _trio_io()
+        return [f"trio tasks waiting (read, write): {now}"] if now != trio_baseline else []
+    from adapt._backends._asyncio import _reactors
+
+    left = []
+    reactor = _reactors.get(loop)
+    if reactor is not None:
+        for fd, watch in reactor.watches.items():
+            if watch.reg_r or watch.reg_w or watch.readers or watch.writers:
+                left.append(f"adapt watch on fd {fd} still registered")
+    selector = getattr(loop, "_selector", None)
+    if selector is not None:
+        own = {loop._ssock.fileno()}  # type: ignore[attr-defined]
+        for key in selector.get_map().values():
+            if key.fd not in own:
+                left.append(f"asyncio selector still has fd {key.fd}")
+    return left
+
+
+def run_async(backend: str, fn: Callable[..., Any], **kwargs: Any) -> None:
+    """Run ``fn(**kwargs)`` on ``backend`` with a timeout and a registration check."""
+
+    async def main() -> None:
+        baseline = _trio_io() if backend == "trio" else None
+        with anyio.fail_after(ASYNC_TIMEOUT):
+            await fn(**kwargs)
+        left = await _registrations_left(baseline)
+        assert not left, f"loop registrations leaked: {left}"
+
+    if backend == "trio":
+        anyio.run(main, backend="trio")
+    elif backend == "uvloop":
+        anyio.run(main, backend="asyncio", backend_options={"use_uvloop": True})
+    else:
+        anyio.run(main, backend="asyncio", backend_options={"use_uvloop": False})
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
+    fn = pyfuncitem.obj
+    if not inspect.iscoroutinefunction(fn):
+        return None
+    argnames = pyfuncitem._fixtureinfo.argnames
+    kwargs = {name: pyfuncitem.funcargs[name] for name in argnames}
+    backend = pyfuncitem.funcargs["backend"]
+    run_async(backend, functools.partial(fn, **kwargs))
+    return True
+
+
+@pytest.fixture(autouse=True)
+def _no_leaks() -> Iterator[None]:
+    gc.collect()
+    fds_before = _open_fds()
+    threads_before = _threads()
+    yield
+    gc.collect()
+    deadline = 50
+    while deadline and (_threads() - threads_before):
+        threading.Event().wait(0.02)  # idle workers need a moment to exit
+        deadline -= 1
+    leaked_threads = _threads() - threads_before
+    leaked_fds = _open_fds() - fds_before
+    assert not leaked_fds, f"leaked fds: {_describe(leaked_fds)}"
+    assert not leaked_threads, f"leaked threads: {leaked_threads}"
