@@ -112,6 +112,7 @@ def run_async(backend: str, fn: Callable[..., Any], **kwargs: Any) -> None:
     """Run ``fn(**kwargs)`` on ``backend`` with a timeout and a registration check."""
 
     async def main() -> None:
+        await anyio.sleep(0)  # let the loop's own system tasks settle
         baseline = _trio_io() if backend == "trio" else None
         with anyio.fail_after(ASYNC_TIMEOUT):
             await fn(**kwargs)

@@ -42,7 +42,7 @@ import asyncio
 import weakref
 from asyncio import AbstractEventLoop, Future
 from asyncio.events import _get_running_loop
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from .._errors import READ, ClosedResourceError
@@ -296,5 +296,20 @@ class AsyncioBackend:
     async def checkpoint(self) -> None:
         await asyncio.sleep(0)
 
+    def spawn(self, fn: Callable[[], Coroutine[Any, Any, object]]) -> Callable[[], None]:
+        loop = asyncio.get_running_loop()
+        task = loop.create_task(fn())
+        _background.add(task)  # the loop keeps only a weak reference
+        task.add_done_callback(_background.discard)
+
+        def cancel() -> None:
+            # queued behind the task's first step, so that fn always starts
+            loop.call_soon(task.cancel)
+
+        return cancel
+
+
+#: tasks started by ``spawn``, kept alive until they finish
+_background: set[asyncio.Task[object]] = set()
 
 BACKEND = AsyncioBackend()

@@ -22,7 +22,7 @@ Two kinds of state live in a backend:
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Protocol
 
 __all__ = ["Backend", "FdWatch", "LoopToken", "Waiter"]
@@ -115,3 +115,14 @@ class Backend(Protocol):
 
     async def checkpoint(self) -> None:
         """Yield to the loop once (and let a pending cancellation in)."""
+
+    def spawn(self, fn: Callable[[], Coroutine[Any, Any, object]]) -> Callable[[], None]:
+        """Run ``await fn()`` as a new background task of the running loop.
+
+        Loop thread only (a task, or a callback scheduled with
+        :meth:`LoopToken.run_sync_soon`).  ``fn`` always starts, and must
+        handle its own exceptions: one escaping it is a bug (asyncio logs it,
+        trio ends the run).  Returns a function that cancels the task (loop
+        thread only, idempotent); the cancellation is raised inside ``fn``.
+        Raises ``RuntimeError`` when the loop accepts no new tasks.
+        """

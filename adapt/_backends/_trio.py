@@ -19,7 +19,7 @@ wakes the leader with ``trio.ClosedResourceError`` (mapped to adapt's).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import outcome
@@ -226,6 +226,17 @@ class TrioBackend:
 
     async def checkpoint(self) -> None:
         await trio.lowlevel.checkpoint()
+
+    def spawn(self, fn: Callable[[], Coroutine[Any, Any, object]]) -> Callable[[], None]:
+        scope = trio.CancelScope()
+
+        async def run() -> None:
+            with scope:
+                await fn()
+
+        # a system task: it needs no nursery, and is cancelled when the run ends
+        trio.lowlevel.spawn_system_task(run, name=fn)
+        return scope.cancel
 
 
 BACKEND = TrioBackend()
