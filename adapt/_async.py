@@ -36,24 +36,60 @@ import stat
 import sys
 from collections.abc import Callable, Coroutine
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar, cast, overload
 
 from ._backends import FdWatch, current_backend
 from ._errors import READ, WRITE, ClosedResourceError, WouldBlock
 
 if TYPE_CHECKING:
-    from ._shims import AsyncFD, AsyncSocket
+    import io
+    import multiprocessing.connection
+    import ssl
+
+    from ._shims import AsyncConnection, AsyncFD, AsyncFileIO, AsyncSocket, AsyncSSLSocket
 
 __all__ = ["Async"]
 
 T = TypeVar("T")
 R = TypeVar("R")
 _A = TypeVar("_A", bound="Async[Any]")
+_CS = TypeVar("_CS")
+_CR = TypeVar("_CR")
 
 ExcTypes = type[BaseException] | tuple[type[BaseException], ...]
 
 #: shim classes by the type they wrap, filled by ``Async.__init_subclass__``
 _SHIMS: dict[type, type[Async[Any]]] = {}
+#: shim classes declared by dotted name (``wraps="ssl.SSLSocket"``), so adapt
+#: need not import ssl or multiprocessing: each is looked up once its module is
+#: imported (no object of the class can exist before)
+_LAZY_SHIMS: dict[str, type[Async[Any]]] = {}
+#: shim classes that leave the fd in blocking mode unless told otherwise
+_BLOCKING_SHIMS: set[type[Async[Any]]] = set()
+#: the shim class for each concrete type wrapped so far (``Async`` when none)
+_RESOLVED: dict[type, type[Async[Any]]] = {}
+
+
+def _shim_for(klass: type) -> type[Async[Any]]:
+    """The shim class for objects of type ``klass``: the nearest in its MRO."""
+    for dotted in [d for d in _LAZY_SHIMS if d.rpartition(".")[0] in sys.modules]:
+        shim = _LAZY_SHIMS.pop(dotted)
+        module, _, qualname = dotted.rpartition(".")
+        wrapped = getattr(sys.modules[module], qualname, None)
+        if not isinstance(wrapped, type):
+            raise TypeError(f"{shim.__qualname__}: wraps={dotted!r} names no class")
+        _SHIMS.setdefault(wrapped, shim)
+        from ._shims_base import document
+
+        document(shim, wrapped)
+    found: type[Async[Any]] = Async
+    for base in klass.__mro__:
+        known = _SHIMS.get(base)
+        if known is not None:
+            found = known
+            break
+    _RESOLVED[klass] = found
+    return found
 
 
 def _ssl_direction(exc: OSError) -> int | None:
@@ -126,7 +162,16 @@ class Async(Generic[T]):
             as ``zmq.Again`` or ``TimeoutError``.
     """
 
-    __slots__ = ("_obj", "_fd", "_ident", "_closed", "_watch", "_would_block", "_restore", "__weakref__")
+    __slots__ = (
+        "_obj",
+        "_fd",
+        "_ident",
+        "_closed",
+        "_watch",
+        "_would_block",
+        "_restore",
+        "__weakref__",
+    )
 
     _obj: T
     _fd: int
@@ -137,7 +182,15 @@ class Async(Generic[T]):
     _restore: Callable[[], None] | None
 
     # mypy and pyright pick the shim class from these overloads, so
-    # ``await Async(sock).recv(10)`` is typed ``bytes``.
+    # ``await Async(sock).recv(10)`` is typed ``bytes``.  The last one returns
+    # Self: ``AsyncSerial(ser)`` of a user's subclass is typed AsyncSerial.
+    # An SSLSocket is a socket, but AsyncSSLSocket is not an AsyncSocket (it
+    # has no accept/connect/recvfrom...): the checkers flag that overlap.
+    @overload
+    def __new__(  # type: ignore[overload-overlap]
+        cls, obj: ssl.SSLSocket, *, nonblocking: bool = ..., would_block: ExcTypes = ...
+    ) -> AsyncSSLSocket: ...  # pyright: ignore[reportOverlappingOverload]
+
     @overload
     def __new__(
         cls, obj: socket.socket, *, nonblocking: bool = ..., would_block: ExcTypes = ...
@@ -145,27 +198,81 @@ class Async(Generic[T]):
 
     @overload
     def __new__(
+        cls, obj: io.FileIO, *, nonblocking: bool = ..., would_block: ExcTypes = ...
+    ) -> AsyncFileIO: ...
+
+    @overload
+    def __new__(
+        cls,
+        obj: multiprocessing.connection.Connection[_CS, _CR],
+        *,
+        nonblocking: bool = ...,
+        would_block: ExcTypes = ...,
+    ) -> AsyncConnection[_CS, _CR]: ...
+
+    @overload
+    def __new__(
         cls, obj: int, *, nonblocking: bool = ..., would_block: ExcTypes = ...
     ) -> AsyncFD: ...
 
     @overload
+    def __new__(cls, obj: T, *, nonblocking: bool = ..., would_block: ExcTypes = ...) -> Self: ...
+
     def __new__(
-        cls, obj: T, *, nonblocking: bool = ..., would_block: ExcTypes = ...
-    ) -> Async[T]: ...
-
-    def __new__(cls, obj: Any, *, nonblocking: bool = True, would_block: ExcTypes = ()) -> Any:
+        cls, obj: Any, *, nonblocking: bool | None = None, would_block: ExcTypes = ()
+    ) -> Any:
+        klass: type[Async[Any]] = cls
         if cls is Async:
-            for klass in type(obj).__mro__:
-                shim = _SHIMS.get(klass)
-                if shim is not None:
-                    cls = shim
-                    break
-        return cls._create(obj, nonblocking, would_block)
+            kind = type(cast(object, obj))
+            klass = _RESOLVED.get(kind) or _shim_for(kind)
+        if nonblocking is None:
+            nonblocking = klass not in _BLOCKING_SHIMS
+        return klass._create(obj, nonblocking, would_block)
 
-    def __init_subclass__(cls, wraps: type | None = None, **kwargs: Any) -> None:
+    def __init_subclass__(
+        cls, wraps: type | str | None = None, nonblocking: bool | None = None, **kwargs: Any
+    ) -> None:
+        """Register a shim class: ``class AsyncX(Async[X], wraps=X): ...``.
+
+        ``wraps`` is the class (or its dotted name, looked up once its module
+        is imported) that ``Async(obj)`` maps to this shim class; the nearest
+        one in ``type(obj).__mro__`` wins.  ``nonblocking=False`` keeps the fd
+        blocking by default (objects with no non-blocking mode).  Methods
+        marked with :func:`adapt.reads` / :func:`adapt.writes` in the wrapped
+        class become shims here.
+        """
         super().__init_subclass__(**kwargs)
-        if wraps is not None:
+        for name, value in list(vars(cls).items()):
+            marked = getattr(value, "__adapt_shim__", None)
+            if marked is not None and callable(value):
+                marked.install(cls, name)
+        if nonblocking is None:
+            nonblocking = not any(base in _BLOCKING_SHIMS for base in cls.__mro__)
+        if not nonblocking:
+            _BLOCKING_SHIMS.add(cls)
+        if wraps is None:
+            return
+        if isinstance(wraps, str):
+            if "." not in wraps:
+                raise ValueError(f"wraps={wraps!r}: give the class or its dotted name")
+            _LAZY_SHIMS[wraps] = cls
+        elif isinstance(wraps, type):  # pyright: ignore[reportUnnecessaryIsInstance]
+            if issubclass(wraps, Async):
+                raise TypeError("wraps= names the sync class, not an Async subclass")
             _SHIMS[wraps] = cls
+        else:
+            raise TypeError(f"wraps= takes a class, got {wraps!r}")
+        _RESOLVED.clear()
+
+    if not TYPE_CHECKING:  # invisible to type checkers: a misspelled shim stays an error
+
+        def __getattr__(self, name: str) -> Any:
+            if name.startswith("_"):
+                # unset slots, protocol probes: no search, no import
+                raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+            from ._shims import missing_shim
+
+            raise missing_shim(self, name)
 
     @classmethod
     def _create(cls: type[_A], obj: object, nonblocking: bool, would_block: ExcTypes) -> _A:
@@ -175,7 +282,7 @@ class Async(Generic[T]):
         ident = _ident(fd)
         if not isinstance(would_block, tuple):
             would_block = (would_block,)
-        for exc_type in would_block:
+        for exc_type in cast(tuple[object, ...], would_block):
             if not (isinstance(exc_type, type) and issubclass(exc_type, BaseException)):
                 raise TypeError(f"would_block takes exception types, got {exc_type!r}")
         self = object.__new__(cls)
@@ -234,12 +341,32 @@ class Async(Generic[T]):
                     want = ssl_want
             except would_block:
                 want = direction
-            await self._wait(want)
+            # wait (inlined: this is the hot path) -- see _wait for the commented version
+            watch = self._watch
+            if watch is None or not watch.current():
+                watch = self._bind()
+            try:
+                waiter = watch.arm(want)
+            except ClosedResourceError:
+                if self._closed:
+                    raise
+                continue
+            try:
+                await waiter
+            except BaseException as exc:
+                err = watch.settle(want, waiter, exc)
+                if err is None or (isinstance(err, ClosedResourceError) and not self._closed):
+                    continue
+                if err is exc:
+                    raise
+                raise err from None
+            watch.settle(want, waiter, None)
 
     async def _wait(self, direction: int) -> None:
+        """Wait once for readiness in ``direction``; wake-ups may be spurious."""
         watch = self._watch
         if watch is None or not watch.current():
-            watch = self._bind()
+            watch = self._bind()  # first use, or a new loop after the old one ended
         try:
             waiter = watch.arm(direction)
         except ClosedResourceError:
@@ -248,12 +375,16 @@ class Async(Generic[T]):
             return  # a sibling wrapper closed the shared watch: retry, rebinding
         try:
             await waiter
-        except ClosedResourceError:
-            if self._closed:
+        except BaseException as exc:
+            # cancellation, or a close: the watch forgets the waiter and maps
+            # the backend's own exception to adapt's
+            err = watch.settle(direction, waiter, exc)
+            if err is None or (isinstance(err, ClosedResourceError) and not self._closed):
+                return  # spurious, or a sibling closed the shared watch
+            if err is exc:
                 raise
-        except BaseException:
-            watch.disarm(direction, waiter)
-            raise
+            raise err from None
+        watch.settle(direction, waiter, None)
 
     def _bind(self) -> FdWatch:
         if self._closed:
@@ -371,8 +502,8 @@ class Async(Generic[T]):
     async def aclose(self) -> None:
         """Async twin of :meth:`close`; always a checkpoint::
 
-            sock.close()                # sync
-            await Async(sock).aclose()  # async
+        sock.close()                # sync
+        await Async(sock).aclose()  # async
         """
         self.close()
         await current_backend().checkpoint()
@@ -406,15 +537,22 @@ class Async(Generic[T]):
 
 def _make_nonblocking(obj: object, fd: int) -> Callable[[], None] | None:
     """Set non-blocking mode; return how to undo it (None: nothing to undo)."""
-    gettimeout = getattr(obj, "gettimeout", None)
-    settimeout = getattr(obj, "settimeout", None)
-    if callable(gettimeout) and callable(settimeout) and hasattr(obj, "setblocking"):
-        timeout = gettimeout()  # a socket: its timeout overrides O_NONBLOCK
+    sock: Any = obj
+    if callable(getattr(sock, "gettimeout", None)) and callable(getattr(sock, "settimeout", None)):
+        timeout = sock.gettimeout()  # a socket: its timeout overrides O_NONBLOCK
         if timeout == 0.0:
             return None
-        settimeout(0.0)
-        return lambda: settimeout(timeout)
+        sock.settimeout(0.0)
+
+        def restore_timeout() -> None:
+            sock.settimeout(timeout)
+
+        return restore_timeout
     if not os.get_blocking(fd):
         return None
     os.set_blocking(fd, False)
-    return lambda: os.set_blocking(fd, True)
+
+    def restore_blocking() -> None:
+        os.set_blocking(fd, True)
+
+    return restore_blocking

@@ -93,7 +93,7 @@ async def test_fd_reused_after_close_through_adapt(backend: str) -> None:
             assert await x.recv(1) == b"x"
             closed = []
 
-            async def wait() -> None:
+            async def wait(x: Async[socket.socket] = x, closed: list[int] = closed) -> None:
                 try:
                     await x.readable()
                 except ClosedResourceError:
@@ -179,7 +179,6 @@ async def test_waiter_on_fd_closed_behind_our_back_is_rescued(backend: str) -> N
             assert got == [b"!"]
             y.into_inner()
     assert len(errors) == 1
-    del x
 
 
 async def test_blocking_mode_set_and_restored_pipe(backend: str) -> None:
@@ -264,7 +263,7 @@ def test_regular_files_and_directories_point_to_reader(tmp_path: object) -> None
         assert os.get_blocking(f.fileno()) == before
     fd = os.open(str(tmp_path), os.O_RDONLY)
     try:
-        with pytest.raises(ValueError, match="directory.*adapt.reader"):
+        with pytest.raises(ValueError, match=r"directory.*adapt\.reader"):
             Async(fd)
     finally:
         os.close(fd)

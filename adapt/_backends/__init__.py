@@ -23,18 +23,17 @@ def current_backend() -> Backend:
     try:
         name = sniffio.current_async_library()
     except sniffio.AsyncLibraryNotFoundError:
-        raise RuntimeError(
-            "adapt needs a running asyncio (or uvloop) or trio event loop"
-        ) from None
+        raise RuntimeError("adapt needs a running asyncio (or uvloop) or trio event loop") from None
     try:
         return _cache[name]
     except KeyError:
         pass
+    backend: Backend
     if name == "asyncio":
-        from ._asyncio import BACKEND
+        from ._asyncio import BACKEND as backend
     elif name == "trio":
-        from ._trio import BACKEND
+        from ._trio import BACKEND as backend
     else:
         raise RuntimeError(f"adapt does not support the {name!r} async library")
-    _cache[name] = BACKEND
-    return BACKEND
+    _cache[name] = backend
+    return backend

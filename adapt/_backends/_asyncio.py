@@ -41,13 +41,15 @@ from __future__ import annotations
 import asyncio
 import weakref
 from asyncio import AbstractEventLoop, Future
-from asyncio.events import _get_running_loop
+from asyncio.selector_events import BaseSelectorEventLoop
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 from .._errors import READ, ClosedResourceError
 
 __all__ = ["BACKEND"]
+
+_get_running_loop = asyncio.get_running_loop
 
 
 def _closed_error() -> ClosedResourceError:
@@ -73,7 +75,7 @@ class _Reactor:
         self.watches: dict[int, _Watch] = {}
         self.epoch = 0
         self.bump_pending = False
-        self.filter_stale = isinstance(loop, asyncio.selector_events.BaseSelectorEventLoop)
+        self.filter_stale = isinstance(loop, BaseSelectorEventLoop)
 
     def mark(self) -> None:
         if not self.bump_pending:
@@ -116,7 +118,10 @@ class _Watch:
     # -- FdWatch -----------------------------------------------------------
 
     def current(self) -> bool:
-        return not self.closed and _get_running_loop() is self.loop
+        try:
+            return not self.closed and _get_running_loop() is self.loop
+        except RuntimeError:
+            return False
 
     def alive(self) -> bool:
         return not self.closed and not self.loop.is_closed()
@@ -146,12 +151,18 @@ class _Watch:
             self.writers.append(fut)
         return fut
 
-    def disarm(self, direction: int, waiter: object) -> None:
-        waiters = self.readers if direction == READ else self.writers
-        try:
-            waiters.remove(waiter)  # type: ignore[arg-type]
-        except ValueError:
-            pass
+    def settle(
+        self, direction: int, waiter: object, exc: BaseException | None
+    ) -> BaseException | None:
+        if exc is not None:
+            # cancelled (or closed): forget the future, or a loop that keeps
+            # timing out reads would grow the list without bound
+            waiters = self.readers if direction == READ else self.writers
+            try:
+                waiters.remove(waiter)  # type: ignore[arg-type]
+            except ValueError:
+                pass
+        return exc
 
     def wake_all(self) -> None:
         readers, writers = self.readers, self.writers
@@ -218,7 +229,10 @@ class _Token:
         self.loop.call_soon_threadsafe(fn, *args)
 
     def is_current(self) -> bool:
-        return _get_running_loop() is self.loop
+        try:
+            return _get_running_loop() is self.loop
+        except RuntimeError:
+            return False
 
 
 class _Waiter:

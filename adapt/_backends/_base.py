@@ -40,9 +40,11 @@ class FdWatch(Protocol):
 
     def current(self) -> bool:
         """Not closed, and belongs to the running loop (cheap: every wait asks)."""
+        ...
 
     def alive(self) -> bool:
         """Not closed, and its loop can still run (else a wrapper may rebind)."""
+        ...
 
     def arm(self, direction: int) -> Awaitable[None]:
         """Register the calling task as a waiter; await the result to wait.
@@ -52,12 +54,23 @@ class FdWatch(Protocol):
         :class:`~adapt.ClosedResourceError` when the watch is closed.
         Raises ``ClosedResourceError`` at once if the watch is already closed.
         """
+        ...
 
-    def disarm(self, direction: int, waiter: Awaitable[None]) -> None:
-        """Forget ``waiter`` after its wait was cancelled."""
+    def settle(
+        self, direction: int, waiter: Awaitable[None], exc: BaseException | None
+    ) -> BaseException | None:
+        """Called after every await of an armed waiter, with how it ended.
+
+        Forgets a waiter whose wait failed (cancelled, closed), hands
+        leadership on (trio), and returns the exception the caller should
+        raise -- ``exc`` itself or adapt's equivalent of a backend exception
+        -- or None when the caller should just retry.
+        """
+        ...
 
     def wake_all(self) -> None:
         """Wake every waiter spuriously (they retry and re-check state)."""
+        ...
 
     def close(self) -> None:
         """Close order: wake all waiters with ClosedResourceError, then deregister.
@@ -65,9 +78,11 @@ class FdWatch(Protocol):
         Idempotent.  Does not close the fd: the caller does that afterwards.
         Loop thread only.
         """
+        ...
 
     def close_threadsafe(self) -> None:
         """Schedule :meth:`close` in the loop thread (for finalizers)."""
+        ...
 
 
 class LoopToken(Protocol):
@@ -78,9 +93,11 @@ class LoopToken(Protocol):
 
         Raises ``RuntimeError`` when the loop is no longer running.
         """
+        ...
 
     def is_current(self) -> bool:
         """True when called from this loop's thread while it runs."""
+        ...
 
 
 class Waiter(Protocol):
@@ -94,9 +111,11 @@ class Waiter(Protocol):
         :meth:`wake`, receives the value, and the cancellation is delivered at
         its next checkpoint instead, so nothing already done is lost.
         """
+        ...
 
     def wake(self, value: object = None, exc: BaseException | None = None) -> None:
         """Resume the parked task (loop thread only).  Later calls are ignored."""
+        ...
 
 
 class Backend(Protocol):
@@ -106,15 +125,19 @@ class Backend(Protocol):
 
     def watch(self, fd: int, ident: tuple[int, int]) -> FdWatch:
         """The (new or shared) watch of ``fd`` on the running loop."""
+        ...
 
     def token(self) -> LoopToken:
         """A thread-safe handle on the running loop."""
+        ...
 
     def waiter(self) -> Waiter:
         """A new parking spot for the current task."""
+        ...
 
     async def checkpoint(self) -> None:
         """Yield to the loop once (and let a pending cancellation in)."""
+        ...
 
     def spawn(self, fn: Callable[[], Coroutine[Any, Any, object]]) -> Callable[[], None]:
         """Run ``await fn()`` as a new background task of the running loop.
@@ -126,3 +149,4 @@ class Backend(Protocol):
         thread only, idempotent); the cancellation is raised inside ``fn``.
         Raises ``RuntimeError`` when the loop accepts no new tasks.
         """
+        ...

@@ -85,24 +85,25 @@ class _Watch:
             raise ClosedResourceError("the object is closed")
         if self.leaders[direction]:
             return self._follow(direction)
-        return self._lead(direction)
-
-    async def _lead(self, direction: int) -> None:
+        # the leader awaits trio's own coroutine: no extra frame on the hot path
         self.leaders[direction] = True
-        try:
-            if direction == READ:
-                await _wait_readable(self.fd)
-            else:
-                await _wait_writable(self.fd)
-        except trio.ClosedResourceError:
-            raise _closed_error() from None
-        finally:
+        return _wait_readable(self.fd) if direction == READ else _wait_writable(self.fd)
+
+    def settle(
+        self, direction: int, waiter: Any, exc: BaseException | None
+    ) -> BaseException | None:
+        if waiter.cr_code is not _FOLLOW_CODE:
+            # the leader's wait ended, for whatever reason: wake the followers,
+            # one of which becomes the next leader when it retries
             self.leaders[direction] = False
             followers = self.followers[direction]
             if followers:
                 self.followers[direction] = []
                 for task in followers:
                     _reschedule(task)
+        if isinstance(exc, trio.ClosedResourceError):
+            return _closed_error()
+        return exc
 
     async def _follow(self, direction: int) -> None:
         task = trio.lowlevel.current_task()
@@ -117,9 +118,6 @@ class _Watch:
             return trio.lowlevel.Abort.SUCCEEDED
 
         await trio.lowlevel.wait_task_rescheduled(abort)
-
-    def disarm(self, direction: int, waiter: object) -> None:
-        pass  # cancellation is handled inside _lead / _follow
 
     def wake_all(self) -> None:
         for d in (0, 1):
@@ -150,6 +148,9 @@ class _Watch:
 
 def _noop() -> None:
     pass
+
+
+_FOLLOW_CODE = _Watch._follow.__code__
 
 
 class _Token:

@@ -1,0 +1,39 @@
+"""The examples run, on every loop."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import anyio
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _load(relpath: str) -> ModuleType:
+    path = ROOT / relpath
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[path.stem] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+async def test_inotify_watcher(
+    backend: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    watch = _load("examples/inotify/watch.py")
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(watch.print_changes, str(tmp_path), watch.DEMO_EVENTS)
+        tg.start_soon(watch.make_changes, str(tmp_path), anyio.sleep)
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == watch.DEMO_EVENTS
+    assert lines[0].split() == ["file0.txt", "CREATE"]
+    assert lines[1].split() == ["file0.txt", "MODIFY"]
+    assert lines[3].split() == ["file0.txt.old", "MOVED_TO"]
+    assert lines[-1].split() == ["file0.txt.old", "DELETE"]
