@@ -58,6 +58,10 @@ _CR = TypeVar("_CR")
 
 ExcTypes = type[BaseException] | tuple[type[BaseException], ...]
 
+#: ops in a row that may complete without waiting before the task yields
+#: once to the loop anyway, so a busy wrapper cannot starve the other tasks
+_BUDGET = 64
+
 #: shim classes by the type they wrap, filled by ``Async.__init_subclass__``
 _SHIMS: dict[type, type[Async[Any]]] = {}
 #: shim classes declared by dotted name (``wraps="ssl.SSLSocket"``), so adapt
@@ -170,6 +174,7 @@ class Async(Generic[T]):
         "_watch",
         "_would_block",
         "_restore",
+        "_budget",
         "__weakref__",
     )
 
@@ -180,6 +185,7 @@ class Async(Generic[T]):
     _watch: FdWatch | None
     _would_block: tuple[type[BaseException], ...]
     _restore: Callable[[], None] | None
+    _budget: int
 
     # mypy and pyright pick the shim class from these overloads, so
     # ``await Async(sock).recv(10)`` is typed ``bytes``.  The last one returns
@@ -292,6 +298,7 @@ class Async(Generic[T]):
         self._closed = False
         self._watch = None
         self._would_block = would_block
+        self._budget = _BUDGET
         self._restore = _make_nonblocking(obj, fd) if nonblocking else None
         return self
 
@@ -318,6 +325,13 @@ class Async(Generic[T]):
         return self._io(op, WRITE)
 
     async def _io(self, op: Callable[[T], R], direction: int) -> R:
+        budget = self._budget - 1
+        if budget <= 0:
+            # A long run of ops that never had to wait: let other tasks run
+            # (before the op, so a cancellation here loses nothing).
+            budget = _BUDGET
+            await self._yield()
+        self._budget = budget
         obj = self._obj
         would_block = self._would_block
         while True:
@@ -342,6 +356,7 @@ class Async(Generic[T]):
             except would_block:
                 want = direction
             # wait (inlined: this is the hot path) -- see _wait for the commented version
+            self._budget = _BUDGET
             watch = self._watch
             if watch is None or not watch.current():
                 watch = self._bind()
@@ -361,6 +376,12 @@ class Async(Generic[T]):
                     raise
                 raise err from None
             watch.settle(want, waiter, None)
+
+    async def _yield(self) -> None:
+        watch = self._watch
+        if watch is None or not watch.current():
+            watch = self._bind()
+        await watch.checkpoint()
 
     async def _wait(self, direction: int) -> None:
         """Wait once for readiness in ``direction``; wake-ups may be spurious."""
@@ -500,10 +521,12 @@ class Async(Generic[T]):
             cast(Any, obj).close()
 
     async def aclose(self) -> None:
-        """Async twin of :meth:`close`; always a checkpoint::
+        """Async twin of :meth:`close`; always a checkpoint.
 
-        sock.close()                # sync
-        await Async(sock).aclose()  # async
+        Example::
+
+            sock.close()                # sync
+            await Async(sock).aclose()  # async
         """
         self.close()
         await current_backend().checkpoint()

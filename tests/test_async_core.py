@@ -329,3 +329,27 @@ async def test_closed_wrapper_refuses_ops(backend: str) -> None:
             await x.read_with(lambda s: s.recv(1))
         with pytest.raises(ClosedResourceError):
             await x.readable()
+
+
+async def test_busy_reader_does_not_starve_other_tasks(backend: str) -> None:
+    with socketpair() as (a, b):
+        b.sendall(b"z" * 20000)
+        x = Async(a)
+        ticks = 0
+        done = False
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while not done:
+                ticks += 1
+                await anyio.sleep(0)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(ticker)
+            await anyio.sleep(0)
+            start = ticks
+            for _ in range(20000):  # never has to wait: data is all there
+                await x.recv(1)
+            assert ticks - start >= 20000 // 64 - 1
+            done = True
+        x.into_inner()

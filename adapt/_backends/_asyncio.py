@@ -42,7 +42,7 @@ import asyncio
 import weakref
 from asyncio import AbstractEventLoop, Future
 from asyncio.selector_events import BaseSelectorEventLoop
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from .._errors import READ, ClosedResourceError
@@ -163,6 +163,9 @@ class _Watch:
             except ValueError:
                 pass
         return exc
+
+    def checkpoint(self) -> Awaitable[None]:
+        return asyncio.sleep(0)
 
     def wake_all(self) -> None:
         readers, writers = self.readers, self.writers

@@ -68,6 +68,10 @@ class FdWatch(Protocol):
         """
         ...
 
+    def checkpoint(self) -> Awaitable[None]:
+        """Yield to this watch's loop once (a schedule and cancel point)."""
+        ...
+
     def wake_all(self) -> None:
         """Wake every waiter spuriously (they retry and re-check state)."""
         ...

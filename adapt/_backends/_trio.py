@@ -19,7 +19,7 @@ wakes the leader with ``trio.ClosedResourceError`` (mapped to adapt's).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import outcome
@@ -118,6 +118,9 @@ class _Watch:
             return trio.lowlevel.Abort.SUCCEEDED
 
         await trio.lowlevel.wait_task_rescheduled(abort)
+
+    def checkpoint(self) -> Awaitable[None]:
+        return trio.lowlevel.checkpoint()
 
     def wake_all(self) -> None:
         for d in (0, 1):

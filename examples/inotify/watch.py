@@ -16,7 +16,7 @@ import argparse
 import asyncio
 import os
 import tempfile
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import aclosing
 
 from inotify_simple import INotify, flags
@@ -34,7 +34,7 @@ def read_events(inotify: INotify) -> list[tuple[str, str]]:
     return [(e.name, "|".join(f.name for f in flags.from_mask(e.mask))) for e in events]
 
 
-async def changes(inotify: Async[INotify]) -> AsyncIterator[tuple[str, str]]:
+async def changes(inotify: Async[INotify]) -> AsyncGenerator[tuple[str, str], None]:
     """Yield ``(file name, event kinds)`` as they happen."""
     while True:
         for event in await inotify.read_with(read_events):
