@@ -326,12 +326,13 @@ class Async(Generic[T]):
 
     async def _io(self, op: Callable[[T], R], direction: int) -> R:
         budget = self._budget - 1
-        if budget <= 0:
+        if budget > 0:
+            self._budget = budget
+        else:
             # A long run of ops that never had to wait: let other tasks run
             # (before the op, so a cancellation here loses nothing).
-            budget = _BUDGET
+            self._budget = _BUDGET
             await self._yield()
-        self._budget = budget
         obj = self._obj
         would_block = self._would_block
         while True:
@@ -552,10 +553,7 @@ class Async(Generic[T]):
         if watch is not None and not watch.closed:
             watch.users -= 1
             if watch.users <= 0:
-                if watch.current():
-                    watch.close()
-                else:
-                    watch.close_threadsafe()
+                watch.release_soon()
 
 
 def _make_nonblocking(obj: object, fd: int) -> Callable[[], None] | None:

@@ -85,12 +85,16 @@ def _trio_io() -> tuple[int, int]:
 async def _registrations_left(trio_baseline: tuple[int, int] | None) -> list[str]:
     """Loop registrations still present at the end of a test, in the loop."""
     gc.collect()
-    await anyio.sleep(0)  # let close callbacks scheduled by finalizers run
+    for _ in range(3):
+        await anyio.sleep(0)  # let close callbacks scheduled by finalizers run
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:
         now = _trio_io()
-        return [f"trio tasks waiting (read, write): {now}"] if now != trio_baseline else []
+        assert trio_baseline is not None
+        if now[0] > trio_baseline[0] or now[1] > trio_baseline[1]:
+            return [f"trio tasks waiting (read, write): {now}, at start {trio_baseline}"]
+        return []
     from adapt._backends._asyncio import _reactors
 
     left = []

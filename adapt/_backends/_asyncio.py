@@ -189,12 +189,18 @@ class _Watch:
             self.reg_r = self.reg_w = False
             _purge(self.loop, self.fd)
 
-    def close_threadsafe(self) -> None:
-        """Close from a finalizer, which may run in any thread."""
+    def release_soon(self) -> None:
         try:
-            self.loop.call_soon_threadsafe(self.close)
+            if self.current():
+                self.loop.call_soon(self._release)
+            else:
+                self.loop.call_soon_threadsafe(self._release)
         except RuntimeError:
             pass  # the loop is closed: its registrations died with it
+
+    def _release(self) -> None:
+        if self.users <= 0:
+            self.close()
 
     # -- loop callbacks ----------------------------------------------------
 
@@ -238,6 +244,10 @@ class _Token:
             return False
 
 
+#: how anyio's cancel scopes mark the cancellations they deliver
+_ANYIO_SCOPE = "Cancelled via cancel scope "
+
+
 class _Waiter:
     __slots__ = ("fut", "outcome")
 
@@ -255,23 +265,28 @@ class _Waiter:
     async def wait(self, abort: Callable[[], bool] | None = None) -> Any:
         try:
             await self.fut
-        except asyncio.CancelledError:
+        except asyncio.CancelledError as exc:
             if self.outcome is None and (abort is None or abort()):
                 raise
+            reason = exc.args[0] if exc.args else None
         else:
             return self._deliver()
         # The canceller could not stop the work: wait for its outcome, deliver
-        # it, and re-deliver the cancellation at the task's next await.
+        # it, and re-deliver the cancellation at the task's next await.  An
+        # anyio cancel scope re-delivers by itself at every await inside the
+        # scope (and not after the task left it), so it is left to do that;
+        # a one-shot ``task.cancel()`` is repeated here, with its message.
         task = asyncio.current_task()
         assert task is not None
         while self.outcome is None:
             fut = self.fut = asyncio.get_running_loop().create_future()
             try:
                 await asyncio.shield(fut)
-            except asyncio.CancelledError:
-                pass
-        task.uncancel()
-        task.cancel()
+            except asyncio.CancelledError as exc:
+                reason = exc.args[0] if exc.args else reason
+        if not (isinstance(reason, str) and reason.startswith(_ANYIO_SCOPE)):
+            task.uncancel()
+            task.cancel(reason)
         return self._deliver()
 
     def wake(self, value: object = None, exc: BaseException | None = None) -> None:

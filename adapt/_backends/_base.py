@@ -84,8 +84,12 @@ class FdWatch(Protocol):
         """
         ...
 
-    def close_threadsafe(self) -> None:
-        """Schedule :meth:`close` in the loop thread (for finalizers)."""
+    def release_soon(self) -> None:
+        """Close the watch soon, in its loop, if it still has no users.
+
+        Safe from any thread and from a finalizer (which may run in the
+        middle of the loop's own bookkeeping, so nothing happens at once).
+        """
         ...
 
 

@@ -142,11 +142,15 @@ class _Watch:
         # registration, so the fd number can be reused safely
         trio.lowlevel.notify_closing(self.fd)
 
-    def close_threadsafe(self) -> None:
+    def release_soon(self) -> None:
         try:
-            self.token.run_sync_soon(self.close)
+            self.token.run_sync_soon(self._release)
         except trio.RunFinishedError:
-            pass
+            pass  # the run is over: trio's registrations died with it
+
+    def _release(self) -> None:
+        if self.users <= 0:
+            self.close()
 
 
 def _noop() -> None:
