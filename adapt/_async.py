@@ -106,6 +106,50 @@ def _ssl_direction(exc: OSError) -> int | None:
     return None
 
 
+class _Blocked:
+    """What :func:`_attempt` returns instead of raising "would block"."""
+
+    __slots__ = ("direction",)
+
+    def __init__(self, direction: int) -> None:
+        self.direction = direction
+
+
+_BLOCKED = (_Blocked(READ), _Blocked(WRITE))
+_RETRY = _Blocked(-1)
+
+
+def _attempt(
+    op: Callable[[Any], Any],
+    obj: object,
+    direction: int,
+    would_block: tuple[type[BaseException], ...],
+) -> Any:
+    """Run ``op(obj)`` once; a would-block signal comes back as a ``_Blocked``.
+
+    Catching here rather than in the ``_io`` coroutine matters: a traceback
+    that passes through a coroutine's frame makes CPython allocate a frame
+    object that lives as long as the coroutine -- for every parked task.
+    """
+    try:
+        return op(obj)
+    except BlockingIOError:
+        return _BLOCKED[direction]
+    except InterruptedError:
+        return _RETRY
+    except WouldBlock as exc:
+        return _BLOCKED[direction if exc.direction is None else exc.direction]
+    except OSError as exc:
+        if would_block and isinstance(exc, would_block):
+            return _BLOCKED[direction]
+        ssl_want = _ssl_direction(exc)
+        if ssl_want is None:
+            raise
+        return _BLOCKED[ssl_want]
+    except would_block:
+        return _BLOCKED[direction]
+
+
 def _fd_of(obj: object) -> int:
     """Validate ``obj`` and return its fd, changing nothing."""
     if isinstance(obj, bool):
@@ -299,7 +343,7 @@ class Async(Generic[T]):
         self._watch = None
         self._would_block = would_block
         self._budget = _BUDGET
-        self._restore = _make_nonblocking(obj, fd) if nonblocking else None
+        self._restore = _make_nonblocking(obj, fd, nonblocking)
         return self
 
     # -- the two primitives ------------------------------------------------
@@ -338,24 +382,12 @@ class Async(Generic[T]):
         while True:
             if self._closed:
                 raise ClosedResourceError("the object is closed")
-            try:
-                return op(obj)
-            except BlockingIOError:
-                want = direction
-            except InterruptedError:
+            result = _attempt(op, obj, direction, would_block)
+            if type(result) is not _Blocked:
+                return cast(R, result)
+            if result is _RETRY:
                 continue
-            except WouldBlock as exc:
-                want = direction if exc.direction is None else exc.direction
-            except OSError as exc:
-                if would_block and isinstance(exc, would_block):
-                    want = direction
-                else:
-                    ssl_want = _ssl_direction(exc)
-                    if ssl_want is None:
-                        raise
-                    want = ssl_want
-            except would_block:
-                want = direction
+            want = result.direction
             # wait (inlined: this is the hot path) -- see _wait for the commented version
             self._budget = _BUDGET
             watch = self._watch
@@ -556,24 +588,30 @@ class Async(Generic[T]):
                 watch.release_soon()
 
 
-def _make_nonblocking(obj: object, fd: int) -> Callable[[], None] | None:
-    """Set non-blocking mode; return how to undo it (None: nothing to undo)."""
+def _make_nonblocking(obj: object, fd: int, nonblocking: bool) -> Callable[[], None]:
+    """Set non-blocking mode (if asked); return how to restore the original.
+
+    The restore step also undoes an O_NONBLOCK that the event loop set behind
+    our back (libuv, under uvloop, sets it on every fd it polls), so
+    ``into_inner()`` hands back the object in the mode it came in.
+    """
+    was_blocking = os.get_blocking(fd)
     sock: Any = obj
-    if callable(getattr(sock, "gettimeout", None)) and callable(getattr(sock, "settimeout", None)):
-        timeout = sock.gettimeout()  # a socket: its timeout overrides O_NONBLOCK
-        if timeout == 0.0:
-            return None
-        sock.settimeout(0.0)
+    is_socket = callable(getattr(sock, "gettimeout", None)) and callable(
+        getattr(sock, "settimeout", None)
+    )
+    timeout = sock.gettimeout() if is_socket else None
+    if nonblocking:
+        if is_socket:
+            if timeout != 0.0:
+                sock.settimeout(0.0)  # a socket's timeout overrides O_NONBLOCK
+        elif was_blocking:
+            os.set_blocking(fd, False)
 
-        def restore_timeout() -> None:
-            sock.settimeout(timeout)
+    def restore() -> None:
+        if is_socket and nonblocking and timeout != 0.0:
+            sock.settimeout(timeout)  # also restores O_NONBLOCK to match
+        if os.get_blocking(fd) != was_blocking:
+            os.set_blocking(fd, was_blocking)
 
-        return restore_timeout
-    if not os.get_blocking(fd):
-        return None
-    os.set_blocking(fd, False)
-
-    def restore_blocking() -> None:
-        os.set_blocking(fd, True)
-
-    return restore_blocking
+    return restore

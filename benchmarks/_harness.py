@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import statistics
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -22,11 +24,21 @@ RESULTS = Path(__file__).parent / "results"
 Case = Callable[[], float]
 
 
-def interleave(cases: dict[str, Case], rounds: int, warmup: int = 1) -> dict[str, float]:
-    """Run every case ``warmup + rounds`` times, interleaved; median rates."""
+def interleave(
+    cases: dict[str, Case], rounds: int, warmup: int = 1, shuffle: bool = False
+) -> dict[str, float]:
+    """Run every case ``warmup + rounds`` times, interleaved; median rates.
+
+    With ``shuffle``, each round runs the cases in a new (seeded, so
+    repeatable) random order, so that no case always follows the same one.
+    """
     rates: dict[str, list[float]] = {name: [] for name in cases}
+    order = list(cases.items())
+    rng = random.Random(0)
     for r in range(warmup + rounds):
-        for name, case in cases.items():
+        if shuffle:
+            rng.shuffle(order)
+        for name, case in order:
             rate = case()
             if r >= warmup:
                 rates[name].append(rate)
@@ -70,3 +82,150 @@ def report(
     }
     (RESULTS / f"{save_as}.json").write_text(json.dumps(data, indent=2) + "\n")
     return ok
+
+
+# -- a peer in another process -------------------------------------------
+#
+# Ping-pong and bulk benchmarks talk to a plain blocking peer running in a
+# separate process, so the peer never competes with the loop under test for
+# the GIL.  One peer process serves every case of a run: for each case the
+# parent makes a fresh socketpair and hands one end over a control socket
+# (SCM_RIGHTS), together with what to do with it.
+
+
+class Peer:
+    """A blocking peer process; :meth:`open` gives it one end of a socketpair.
+
+    Modes:
+
+    * ``"echo"``: send back every byte received, until EOF.
+    * ``"source N CHUNK"``: wait for one byte from us, then send ``N`` bytes
+      in ``CHUNK``-byte ``sendall`` calls, then close.
+
+    CPU placement (``cpus``):
+
+    * ``"same"``: this process and the peer share one CPU, both under
+      ``SCHED_BATCH`` (no wake-up preemption).  A round trip is then
+      deterministic -- we run until we block, the peer runs until it blocks --
+      and costs the CPU time of both sides plus two context switches, so
+      differences between cases are differences in CPU cost per wait.
+    * ``"split"``: one CPU each.  Every round trip pays a cross-CPU wake-up,
+      which on a small VM dwarfs the loop's own cost and rewards cases that
+      are slow enough to find the reply already there.
+    * ``"free"``: leave placement to the scheduler (bimodal on 2 CPUs).
+
+    ::
+
+        with Peer(cpus="same") as peer:
+            sock = peer.open("echo")    # our end: a blocking socket
+    """
+
+    def __init__(self, cpus: str = "free") -> None:
+        import socket
+        import subprocess
+
+        self._affinity = os.sched_getaffinity(0)
+        self._policy = os.sched_getscheduler(0)
+        self._ctl, theirs = socket.socketpair()
+        self._proc = subprocess.Popen(
+            [sys.executable, __file__, "--peer", str(theirs.fileno())],
+            pass_fds=[theirs.fileno()],
+        )
+        theirs.close()
+        mine = sorted(self._affinity)
+        if cpus == "same":
+            for pid in (0, self._proc.pid):
+                os.sched_setaffinity(pid, {mine[0]})
+                os.sched_setscheduler(pid, os.SCHED_BATCH, os.sched_param(0))
+        elif cpus == "split" and len(mine) > 1:
+            os.sched_setaffinity(0, {mine[0]})
+            os.sched_setaffinity(self._proc.pid, {mine[1]})
+        elif cpus not in ("free", "split"):
+            raise ValueError(f"cpus must be 'same', 'split' or 'free', not {cpus!r}")
+
+    def open(self, mode: str) -> Any:
+        """A fresh socketpair end whose other end the peer now serves."""
+        import socket
+
+        ours, theirs = socket.socketpair()
+        try:
+            socket.send_fds(self._ctl, [mode.encode()], [theirs.fileno()])
+        finally:
+            theirs.close()
+        if self._ctl.recv(1) != b"k":
+            ours.close()
+            raise RuntimeError("the peer process died")
+        return ours
+
+    def close(self) -> None:
+        self._ctl.close()  # EOF on the control socket ends the peer
+        self._proc.wait(timeout=10)
+        os.sched_setscheduler(0, self._policy, os.sched_param(0))
+        os.sched_setaffinity(0, self._affinity)
+
+    def __enter__(self) -> Peer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _peer_main(ctl_fd: int) -> None:
+    import socket
+
+    ctl = socket.socket(fileno=ctl_fd)
+    while True:
+        msg, fds, _, _ = socket.recv_fds(ctl, 256, 1)
+        if not msg:
+            return
+        sock = socket.socket(fileno=fds[0])
+        ctl.sendall(b"k")
+        with sock:
+            mode, *args = msg.decode().split()
+            if mode == "echo":
+                while data := sock.recv(65536):
+                    sock.sendall(data)
+            elif mode == "source":
+                total, chunk = int(args[0]), int(args[1])
+                block = b"\xa5" * chunk
+                if sock.recv(1):
+                    try:
+                        while total > 0:
+                            sock.sendall(block[:total])
+                            total -= len(block)
+                    except (BrokenPipeError, ConnectionResetError):
+                        pass  # the reader gave up early
+            else:
+                raise ValueError(f"unknown peer mode {mode!r}")
+
+
+def rss_bytes() -> int:
+    """Resident set size of this process (Linux)."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def save(name: str, data: dict[str, Any]) -> None:
+    """Save a benchmark's results as ``benchmarks/results/<name>.json``."""
+    RESULTS.mkdir(exist_ok=True)
+    data.setdefault("cpu_count", os.cpu_count())
+    (RESULTS / f"{name}.json").write_text(json.dumps(data, indent=2) + "\n")
+
+
+def note_load(save_as: str, before: float) -> None:
+    """Print and record the load average around a run.
+
+    This process and its peer account for about 1; much more means other
+    work shared the CPUs, and the run's figures deserve less trust.
+    """
+    after = os.getloadavg()[0]
+    busy = " (other work was running: trust these figures less)" if max(before, after) > 2.5 else ""
+    print(f"  load average: {before:.2f} before, {after:.2f} after{busy}")
+    path = RESULTS / f"{save_as}.json"
+    data = json.loads(path.read_text())
+    data["loadavg"] = [before, after]
+    path.write_text(json.dumps(data, indent=2) + "\n")
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["--peer"]:
+    _peer_main(int(sys.argv[2]))

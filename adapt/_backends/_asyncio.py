@@ -110,8 +110,9 @@ class _Watch:
         self.ident = ident
         self.closed = False
         self.users = 0
-        self.readers: list[Future[None]] = []
-        self.writers: list[Future[None]] = []
+        # () while nobody waits: one empty tuple shared by all idle watches
+        self.readers: list[Future[None]] | tuple[()] = ()
+        self.writers: list[Future[None]] | tuple[()] = ()
         self.r_epoch = self.w_epoch = -1
         self.reg_r = self.reg_w = False
 
@@ -132,23 +133,29 @@ class _Watch:
         reactor = self.reactor
         fut: Future[None] = self.loop.create_future()
         if direction == READ:
-            if not self.readers:
+            readers = self.readers
+            if readers:
+                readers.append(fut)
+            else:
+                self.readers = [fut]
                 self.r_epoch = reactor.epoch
                 if reactor.filter_stale:
                     reactor.mark()
                 if not self.reg_r:
                     self.loop.add_reader(self.fd, self._on_readable)
                     self.reg_r = True
-            self.readers.append(fut)
         else:
-            if not self.writers:
+            writers = self.writers
+            if writers:
+                writers.append(fut)
+            else:
+                self.writers = [fut]
                 self.w_epoch = reactor.epoch
                 if reactor.filter_stale:
                     reactor.mark()
                 if not self.reg_w:
                     self.loop.add_writer(self.fd, self._on_writable)
                     self.reg_w = True
-            self.writers.append(fut)
         return fut
 
     def settle(
@@ -158,19 +165,20 @@ class _Watch:
             # cancelled (or closed): forget the future, or a loop that keeps
             # timing out reads would grow the list without bound
             waiters = self.readers if direction == READ else self.writers
-            try:
-                waiters.remove(waiter)  # type: ignore[arg-type]
-            except ValueError:
-                pass
+            if waiters:
+                try:
+                    waiters.remove(waiter)  # type: ignore[arg-type]
+                except ValueError:
+                    pass
         return exc
 
     def checkpoint(self) -> Awaitable[None]:
         return asyncio.sleep(0)
 
     def wake_all(self) -> None:
-        readers, writers = self.readers, self.writers
-        self.readers, self.writers = [], []
-        for fut in readers + writers:
+        waiters = [*self.readers, *self.writers]
+        self.readers = self.writers = ()
+        for fut in waiters:
             if not fut.done():
                 fut.set_result(None)
 
@@ -178,8 +186,8 @@ class _Watch:
         if self.closed:
             return
         self.closed = True
-        waiters = self.readers + self.writers
-        self.readers, self.writers = [], []
+        waiters = [*self.readers, *self.writers]
+        self.readers = self.writers = ()
         for fut in waiters:
             if not fut.done():
                 fut.set_exception(_closed_error())
@@ -211,7 +219,7 @@ class _Watch:
             self.loop.remove_reader(self.fd)
             self.reg_r = False
         elif self.r_epoch != self.reactor.epoch or not self.reactor.filter_stale:
-            self.readers = []
+            self.readers = ()
             for fut in readers:
                 if not fut.done():
                     fut.set_result(None)
@@ -222,7 +230,7 @@ class _Watch:
             self.loop.remove_writer(self.fd)
             self.reg_w = False
         elif self.w_epoch != self.reactor.epoch or not self.reactor.filter_stale:
-            self.writers = []
+            self.writers = ()
             for fut in writers:
                 if not fut.done():
                     fut.set_result(None)

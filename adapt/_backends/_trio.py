@@ -51,7 +51,9 @@ _REACTOR: trio.lowlevel.RunVar[_Reactor] = trio.lowlevel.RunVar("adapt_reactor")
 
 
 class _Watch:
-    __slots__ = ("reactor", "token", "fd", "ident", "closed", "users", "leaders", "followers")
+    # Few and small fields: one watch exists per wrapped fd.  ``leading`` is a
+    # bit per direction; ``followers`` stays None until two tasks contend.
+    __slots__ = ("closed", "fd", "followers", "ident", "leading", "reactor", "token", "users")
 
     def __init__(self, reactor: _Reactor, fd: int, ident: tuple[int, int]) -> None:
         self.reactor = reactor
@@ -60,8 +62,8 @@ class _Watch:
         self.ident = ident
         self.closed = False
         self.users = 0
-        self.leaders = [False, False]
-        self.followers: list[list[trio.lowlevel.Task]] = [[], []]
+        self.leading = 0
+        self.followers: tuple[list[trio.lowlevel.Task], list[trio.lowlevel.Task]] | None = None
 
     def current(self) -> bool:
         if self.closed:
@@ -83,10 +85,11 @@ class _Watch:
     def arm(self, direction: int) -> Any:
         if self.closed:
             raise ClosedResourceError("the object is closed")
-        if self.leaders[direction]:
-            return self._follow(direction)
+        bit = 1 << direction
+        if self.leading & bit:
+            return _follow(self, direction)
         # the leader awaits trio's own coroutine: no extra frame on the hot path
-        self.leaders[direction] = True
+        self.leading |= bit
         return _wait_readable(self.fd) if direction == READ else _wait_writable(self.fd)
 
     def settle(
@@ -95,47 +98,38 @@ class _Watch:
         if waiter.cr_code is not _FOLLOW_CODE:
             # the leader's wait ended, for whatever reason: wake the followers,
             # one of which becomes the next leader when it retries
-            self.leaders[direction] = False
-            followers = self.followers[direction]
-            if followers:
-                self.followers[direction] = []
-                for task in followers:
-                    _reschedule(task)
+            self.leading &= ~(1 << direction)
+            if self.followers is not None:
+                followers = self.followers[direction]
+                if followers:
+                    tasks = followers.copy()
+                    followers.clear()
+                    for task in tasks:
+                        _reschedule(task)
         if isinstance(exc, trio.ClosedResourceError):
             return _closed_error()
         return exc
 
-    async def _follow(self, direction: int) -> None:
-        task = trio.lowlevel.current_task()
-        followers = self.followers[direction]
-        followers.append(task)
-
-        def abort(_: object) -> trio.lowlevel.Abort:
-            try:
-                self.followers[direction].remove(task)
-            except ValueError:
-                pass
-            return trio.lowlevel.Abort.SUCCEEDED
-
-        await trio.lowlevel.wait_task_rescheduled(abort)
-
     def checkpoint(self) -> Awaitable[None]:
         return trio.lowlevel.checkpoint()
 
+    def _take_followers(self) -> list[trio.lowlevel.Task]:
+        if self.followers is None:
+            return []
+        tasks = [*self.followers[0], *self.followers[1]]
+        self.followers = None
+        return tasks
+
     def wake_all(self) -> None:
-        for d in (0, 1):
-            followers, self.followers[d] = self.followers[d], []
-            for task in followers:
-                _reschedule(task)
+        for task in self._take_followers():
+            _reschedule(task)
 
     def close(self) -> None:
         if self.closed:
             return
         self.closed = True
-        for d in (0, 1):
-            followers, self.followers[d] = self.followers[d], []
-            for task in followers:
-                _reschedule(task, outcome.Error(_closed_error()))
+        for task in self._take_followers():
+            _reschedule(task, outcome.Error(_closed_error()))
         if self.reactor.watches.get(self.fd) is self:
             del self.reactor.watches[self.fd]
         # wakes a leader with trio.ClosedResourceError and drops trio's epoll
@@ -153,11 +147,30 @@ class _Watch:
             self.close()
 
 
+async def _follow(watch: _Watch, direction: int) -> None:
+    """Park behind the task that leads the wait on this fd and direction."""
+    task = trio.lowlevel.current_task()
+    if watch.followers is None:
+        watch.followers = ([], [])
+    followers = watch.followers[direction]
+    followers.append(task)
+
+    def abort(_: object) -> trio.lowlevel.Abort:
+        try:
+            followers.remove(task)
+        except ValueError:
+            pass
+        return trio.lowlevel.Abort.SUCCEEDED
+
+    await trio.lowlevel.wait_task_rescheduled(abort)
+
+
+_FOLLOW_CODE = _follow.__code__
+
+
 def _noop() -> None:
     pass
 
-
-_FOLLOW_CODE = _Watch._follow.__code__
 
 
 class _Token:

@@ -1,0 +1,273 @@
+"""Hand-written parts of the built-in shims, and the helpers generated ops use.
+
+The generated classes in ``adapt/_shims_gen.py`` derive from the bases here,
+which hold the shims that are more than "call, and wait while it would
+block" (``sendall``, ``accept``, ``connect``, ``FileIO.read(-1)``...).  Like
+the generated ones, they are explicit ``async`` methods of the wrapper: the
+sync object is never touched.
+"""
+
+from __future__ import annotations
+
+import errno
+import inspect
+import io
+import os
+import select
+import socket
+from collections.abc import Coroutine
+from functools import partial
+from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar
+
+from ._async import Async
+from ._backends import current_backend
+from ._errors import READ, WRITE, ClosedResourceError, WouldBlock
+
+if TYPE_CHECKING:
+    import multiprocessing.connection
+    import ssl  # noqa: F401 (in a string base class below)
+
+    from _typeshed import ReadableBuffer
+
+    from ._shims_gen import AsyncSocket
+
+__all__ = [
+    "ConnectionBase",
+    "FDBase",
+    "FileIOBase",
+    "SSLBase",
+    "SocketBase",
+    "document",
+    "message_ready",
+    "not_yet",
+    "room_to_send",
+    "some_or_block",
+    "writable_now",
+]
+
+_T = TypeVar("_T")
+_S = TypeVar("_S")
+_R = TypeVar("_R")
+_Sock = TypeVar("_Sock", bound=socket.socket)
+
+
+def some_or_block(result: _T | None) -> _T:
+    """``None`` means "would block" (``FileIO`` on EAGAIN)."""
+    if result is None:
+        raise WouldBlock
+    return result
+
+
+def not_yet() -> NoReturn:
+    """The object is not ready: wait in the op's direction and try again."""
+    raise WouldBlock
+
+
+def writable_now(obj: Any) -> bool:
+    """Whether ``obj``'s fd is writable right now (a zero-timeout poll)."""
+    poller = select.poll()
+    poller.register(obj.fileno(), select.POLLOUT)
+    return bool(poller.poll(0))
+
+
+def _blocking(fd: int) -> None:
+    # libuv (uvloop) puts every fd it polls in non-blocking mode, and a
+    # multiprocessing connection cannot be used in that mode: a message cut by
+    # EAGAIN is lost half-sent.
+    if not os.get_blocking(fd):
+        os.set_blocking(fd, True)
+
+
+def message_ready(conn: Any) -> bool:
+    """A message has started to arrive on a multiprocessing connection."""
+    if not conn.poll(0):
+        return False
+    _blocking(conn.fileno())
+    return True
+
+
+def room_to_send(conn: Any) -> bool:
+    """A multiprocessing connection's fd is writable."""
+    if not writable_now(conn):
+        return False
+    _blocking(conn.fileno())
+    return True
+
+
+def document(shim: type, wrapped: type) -> None:
+    """Append the sync method's documentation to each shim's, for ``help()``.
+
+    Run once, when the wrapped class is known (its module may be imported
+    after adapt).  The generated docstring (the one an IDE reads) stays first.
+    """
+    if shim.__dict__.get("_adapt_documented") is wrapped:
+        return
+    for klass in shim.__mro__:
+        if klass is Async:
+            break
+        for name, fn in vars(klass).items():
+            sync = getattr(wrapped, name, None)
+            doc = inspect.getdoc(sync) if sync is not None else None
+            if name.startswith("_") or not inspect.isfunction(fn) or not doc:
+                continue
+            if getattr(fn, "_adapt_sync_doc", False):
+                continue  # shared by several shims: documented by the first
+            fn._adapt_sync_doc = True  # type: ignore[attr-defined]
+            label = f"{wrapped.__module__}.{wrapped.__qualname__}.{name}"
+            own = inspect.cleandoc(fn.__doc__ or "")
+            fn.__doc__ = f"{own}\n\nThe sync method ({label}):\n\n{doc}"
+    shim._adapt_documented = wrapped  # type: ignore[attr-defined]
+
+
+def _send(sock: socket.socket, chunk: memoryview, flags: int) -> int:
+    return sock.send(chunk, flags)
+
+
+class _SendAll(Async[_Sock]):
+    __slots__ = ()
+
+    async def sendall(self, data: ReadableBuffer, flags: int = 0, /) -> None:
+        """Awaitable ``sock.sendall(data, flags)``: sends until all of ``data`` is sent.
+
+        ::
+
+            sock.sendall(data)                    # sync
+            await Async(sock).sendall(data)       # async
+
+        If cancelled part-way, some of ``data`` may have been sent (so does
+        every event loop's ``sendall``).
+        """
+        with memoryview(data) as view, view.cast("B") as rest:
+            while rest:
+                sent = await self._io(partial(_send, chunk=rest, flags=flags), WRITE)
+                rest = rest[sent:]
+
+
+class SocketBase(_SendAll[socket.socket]):
+    """Base of :class:`~adapt.AsyncSocket`: its hand-written shims."""
+
+    __slots__ = ()
+
+    async def accept(self) -> tuple[AsyncSocket, Any]:
+        """Awaitable ``sock.accept()``; the connection comes back wrapped.
+
+        ::
+
+            conn, addr = sock.accept()                  # sync
+            conn, addr = await Async(sock).accept()     # async: Async(conn)
+        """
+        conn, address = await self._io(lambda s: s.accept(), READ)
+        try:
+            return Async(conn), address
+        except BaseException:
+            conn.close()
+            raise
+
+    async def connect(self, address: Any, /) -> None:
+        """Awaitable ``sock.connect(address)``: ``EINPROGRESS``, then ``SO_ERROR``.
+
+        ::
+
+            sock.connect(("example.org", 80))                 # sync
+            await Async(sock).connect(("example.org", 80))    # async
+        """
+        sock = self._obj
+        while True:
+            if self._closed:
+                raise ClosedResourceError("the object is closed")
+            try:
+                sock.connect(address)
+                return
+            except InterruptedError:
+                continue
+            except BlockingIOError as exc:
+                if exc.errno != errno.EINPROGRESS:
+                    await self._wait(WRITE)  # AF_UNIX backlog full: EAGAIN, retry
+                    continue
+            break
+        await self._wait(WRITE)
+        err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if err:
+            raise OSError(err, f"connect to {address!r} failed: {os.strerror(err)}")
+
+
+class SSLBase(_SendAll["ssl.SSLSocket"]):
+    """Base of :class:`~adapt.AsyncSSLSocket`: its hand-written shims."""
+
+    __slots__ = ()
+
+    async def sendall(self, data: ReadableBuffer, flags: int = 0) -> None:
+        """Awaitable ``tls.sendall(data, flags)``: sends until all of ``data`` is sent.
+
+        ::
+
+            tls.sendall(data)                    # sync
+            await Async(tls).sendall(data)       # async
+        """
+        await super().sendall(data, flags)
+
+    async def readable(self) -> None:
+        """Wait until there is data to read: returns at once while OpenSSL
+        holds decrypted data (``pending()``), which the fd does not show.
+
+        ::
+
+            select.select([tls], [], [])     # sync (misses pending() data)
+            await Async(tls).readable()      # async
+        """
+        if self._closed:
+            raise ClosedResourceError("the object is closed")
+        if self._obj.pending():
+            await current_backend().checkpoint()
+            return
+        await self._wait(READ)
+
+
+class FileIOBase(Async[io.FileIO]):
+    """Base of :class:`~adapt.AsyncFileIO`: its hand-written shims."""
+
+    __slots__ = ()
+
+    def read(self, size: int | None = -1, /) -> Coroutine[Any, Any, bytes]:
+        """Awaitable ``f.read(size)``: with a negative or no size, until end of file.
+
+        ::
+
+            data = f.read(4096)                   # sync
+            data = await Async(f).read(4096)      # async
+        """
+        if size is None or size < 0:
+            return self.readall()
+        return self._io(lambda f: some_or_block(f.read(size)), READ)
+
+    async def readall(self) -> bytes:
+        """Awaitable ``f.readall()``: reads until end of file.
+
+        ::
+
+            data = f.readall()                    # sync
+            data = await Async(f).readall()       # async
+        """
+        parts: list[bytes] = []
+        while chunk := await self._io(lambda f: some_or_block(f.readall()), READ):
+            parts.append(chunk)
+        return b"".join(parts)
+
+
+class ConnectionBase(Async["multiprocessing.connection.Connection[_S, _R]"], Generic[_S, _R]):
+    """Base of :class:`~adapt.AsyncConnection`."""
+
+    __slots__ = ()
+
+    def into_inner(self) -> multiprocessing.connection.Connection[_S, _R]:
+        """Stop adapting; the connection's fd is left in blocking mode."""
+        conn = super().into_inner()
+        if not conn.closed:
+            _blocking(conn.fileno())
+        return conn
+
+
+class FDBase(Async[int]):
+    """Base of :class:`~adapt.AsyncFD`."""
+
+    __slots__ = ()

@@ -1,0 +1,178 @@
+"""Bulk: receive 256 MiB through a unix socketpair, in 64 KiB reads.
+
+Direction: the peer process sends, we receive.  For every case the peer
+gets a fresh socketpair, waits for a one-byte go-ahead, then writes the
+whole volume with blocking ``sendall`` calls of 64 KiB; the case starts its
+clock, sends the go-ahead and reads into a preallocated 64 KiB buffer until
+the whole volume arrived.  Throughput is MiB/s; every case runs interleaved
+in one process and reports the median of its rounds.  The peer and this
+process are pinned to different CPUs, so both sides run in parallel.
+
+    python benchmarks/bench_bulk.py              # full run
+    python benchmarks/bench_bulk.py --quick      # smoke run
+    python benchmarks/bench_bulk.py --mib 64     # a smaller volume
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import threading
+import time
+from collections.abc import Awaitable, Callable
+
+import trio
+import uvloop
+from _harness import Peer, interleave, note_load, report
+
+from adapt import Async
+
+CHUNK = 64 * 1024
+MiB = 1024 * 1024
+
+Loop = Callable[[socket.socket, int], Awaitable[float]]
+
+
+async def adapt_loop(sock: socket.socket, total: int) -> float:
+    """The same code on asyncio, uvloop and trio."""
+    buf = bytearray(CHUNK)
+    async with Async(sock) as a:
+        t0 = time.perf_counter()
+        await a.sendall(b"g")
+        left = total
+        while left:
+            n = await a.recv_into(buf)
+            if not n:
+                raise EOFError(f"{left} bytes missing")
+            left -= n
+        return total / MiB / (time.perf_counter() - t0)
+
+
+async def sock_recv_into_loop(sock: socket.socket, total: int) -> float:
+    loop = asyncio.get_running_loop()
+    sock.setblocking(False)
+    buf = bytearray(CHUNK)
+    t0 = time.perf_counter()
+    await loop.sock_sendall(sock, b"g")
+    left = total
+    while left:
+        n = await loop.sock_recv_into(sock, buf)
+        if not n:
+            raise EOFError(f"{left} bytes missing")
+        left -= n
+    return total / MiB / (time.perf_counter() - t0)
+
+
+async def trio_raw_loop(sock: socket.socket, total: int) -> float:
+    wait_readable = trio.lowlevel.wait_readable
+    sock.setblocking(False)
+    buf = bytearray(CHUNK)
+    t0 = time.perf_counter()
+    sock.send(b"g")
+    left = total
+    while left:
+        try:
+            n = sock.recv_into(buf)
+        except BlockingIOError:
+            await wait_readable(sock)
+            continue
+        if not n:
+            raise EOFError(f"{left} bytes missing")
+        left -= n
+    return total / MiB / (time.perf_counter() - t0)
+
+
+def blocking_thread(sock: socket.socket, total: int) -> float:
+    rates: list[float] = []
+
+    def work() -> None:
+        buf = bytearray(CHUNK)
+        t0 = time.perf_counter()
+        sock.sendall(b"g")
+        left = total
+        while left:
+            n = sock.recv_into(buf)
+            if not n:
+                raise EOFError(f"{left} bytes missing")
+            left -= n
+        rates.append(total / MiB / (time.perf_counter() - t0))
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    thread.join()
+    return rates[0]
+
+
+def on_asyncio(fn: Loop) -> Callable[[socket.socket, int], float]:
+    return lambda sock, total: asyncio.run(fn(sock, total))
+
+
+def on_uvloop(fn: Loop) -> Callable[[socket.socket, int], float]:
+    return lambda sock, total: uvloop.run(fn(sock, total))
+
+
+def on_trio(fn: Loop) -> Callable[[socket.socket, int], float]:
+    return lambda sock, total: trio.run(fn, sock, total)
+
+
+CASES: dict[str, Callable[[socket.socket, int], float]] = {
+    "adapt asyncio": on_asyncio(adapt_loop),
+    "adapt uvloop": on_uvloop(adapt_loop),
+    "adapt trio": on_trio(adapt_loop),
+    "asyncio sock_recv_into": on_asyncio(sock_recv_into_loop),
+    "uvloop sock_recv_into": on_uvloop(sock_recv_into_loop),
+    "trio wait_readable loop": on_trio(trio_raw_loop),
+    "blocking socket in a thread": blocking_thread,
+}
+
+TARGETS = [
+    ("adapt asyncio", "blocking socket in a thread", 0.9),
+    ("adapt uvloop", "blocking socket in a thread", 0.9),
+    ("adapt trio", "blocking socket in a thread", 0.9),
+]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a fast smoke run")
+    parser.add_argument("--mib", type=int, help="MiB per case run (default 256)")
+    parser.add_argument("--rounds", type=int, help="measured rounds per case (default 15)")
+    parser.add_argument(
+        "--cpus",
+        choices=["same", "split", "free"],
+        default="split",
+        help="where the peer runs (see _harness.Peer; default: split)",
+    )
+    parser.add_argument("--only", help="run only the cases whose name contains this")
+    args = parser.parse_args()
+    mib = args.mib or (16 if args.quick else 256)
+    rounds = args.rounds or (1 if args.quick else 15)
+    total = mib * MiB
+
+    load = os.getloadavg()[0]
+    with Peer(args.cpus) as peer:
+
+        def case(run: Callable[[socket.socket, int], float]) -> Callable[[], float]:
+            def one() -> float:
+                sock = peer.open(f"source {total} {CHUNK}")
+                with sock:
+                    return run(sock, total)
+
+            return one
+
+        cases = {name: case(run) for name, run in CASES.items()}
+        if args.only:
+            cases = {k: v for k, v in cases.items() if args.only in k}
+        medians = interleave(cases, rounds, shuffle=True)
+
+    targets = [t for t in TARGETS if t[0] in medians and t[1] in medians]
+    title = f"bulk receive, {mib} MiB in {CHUNK // 1024} KiB reads x {rounds} rounds"
+    save_as = "bulk_quick" if args.quick else "bulk"
+    report(title, "MiB/s", medians, targets, save_as=save_as)
+    note_load(save_as, load)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,270 @@
+"""Ping-pong: 64-byte round trips to an echo peer in another process.
+
+Every case gets a fresh unix socketpair whose other end is served by a
+blocking echo loop in a separate process (see ``_harness.Peer``), starts a
+fresh event loop, and times ``--n`` round trips inside it: send 64 bytes,
+receive until the 64 bytes came back.  All cases run interleaved in one
+process; each reports the median of its rounds, in round trips per second.
+
+    python benchmarks/bench_pingpong.py            # full run (~2 minutes)
+    python benchmarks/bench_pingpong.py --quick    # smoke run (seconds)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import threading
+import time
+from collections.abc import Awaitable, Callable
+
+import anyio
+import trio
+import uvloop
+from _harness import Peer, interleave, note_load, report
+
+from adapt import Async
+
+MSG = b"x" * 64
+SIZE = len(MSG)
+
+Loop = Callable[[socket.socket, int], Awaitable[float]]
+
+
+# -- adapt ----------------------------------------------------------------
+
+
+async def adapt_loop(sock: socket.socket, n: int) -> float:
+    """The same code on asyncio, uvloop and trio."""
+    async with Async(sock) as a:
+        t0 = time.perf_counter()
+        for _ in range(n):
+            sent = await a.send(MSG)
+            if sent < SIZE:
+                await a.sendall(MSG[sent:])
+            got = await a.recv(SIZE)
+            while len(got) < SIZE:
+                got += await a.recv(SIZE - len(got))
+        return n / (time.perf_counter() - t0)
+
+
+# -- asyncio peers --------------------------------------------------------
+
+
+async def sock_recv_loop(sock: socket.socket, n: int) -> float:
+    loop = asyncio.get_running_loop()
+    sock.setblocking(False)
+    t0 = time.perf_counter()
+    for _ in range(n):
+        await loop.sock_sendall(sock, MSG)
+        got = await loop.sock_recv(sock, SIZE)
+        while len(got) < SIZE:
+            got += await loop.sock_recv(sock, SIZE - len(got))
+    return n / (time.perf_counter() - t0)
+
+
+async def streams_loop(sock: socket.socket, n: int) -> float:
+    reader, writer = await asyncio.open_unix_connection(sock=sock)
+    t0 = time.perf_counter()
+    for _ in range(n):
+        writer.write(MSG)
+        await writer.drain()
+        await reader.readexactly(SIZE)
+    rate = n / (time.perf_counter() - t0)
+    writer.close()
+    await writer.wait_closed()
+    return rate
+
+
+class _Client(asyncio.Protocol):
+    """A protocol that completes a future once a whole message came back."""
+
+    def __init__(self) -> None:
+        self.buf = bytearray()
+        self.waiter: asyncio.Future[None] | None = None
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        if len(self.buf) >= SIZE and self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(None)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_exception(exc or ConnectionResetError())
+
+
+async def protocol_loop(sock: socket.socket, n: int) -> float:
+    loop = asyncio.get_running_loop()
+    transport, proto = await loop.create_unix_connection(_Client, sock=sock)
+    t0 = time.perf_counter()
+    for _ in range(n):
+        proto.waiter = loop.create_future()
+        transport.write(MSG)
+        await proto.waiter
+        del proto.buf[:SIZE]
+    rate = n / (time.perf_counter() - t0)
+    transport.close()
+    return rate
+
+
+async def anyio_loop(sock: socket.socket, n: int) -> float:
+    """A hand-written readiness loop over ``anyio.wait_readable``."""
+    sock.setblocking(False)
+    t0 = time.perf_counter()
+    for _ in range(n):
+        while True:
+            try:
+                sent = sock.send(MSG)
+                break
+            except BlockingIOError:
+                await anyio.wait_writable(sock)
+        assert sent == SIZE
+        got = b""
+        while len(got) < SIZE:
+            try:
+                got += sock.recv(SIZE - len(got))
+            except BlockingIOError:
+                await anyio.wait_readable(sock)
+    return n / (time.perf_counter() - t0)
+
+
+# -- trio peers -----------------------------------------------------------
+
+
+async def trio_raw_loop(sock: socket.socket, n: int) -> float:
+    """The hand-written ``trio.lowlevel.wait_readable`` loop."""
+    wait_readable = trio.lowlevel.wait_readable
+    wait_writable = trio.lowlevel.wait_writable
+    sock.setblocking(False)
+    t0 = time.perf_counter()
+    for _ in range(n):
+        while True:
+            try:
+                sent = sock.send(MSG)
+                break
+            except BlockingIOError:
+                await wait_writable(sock)
+        assert sent == SIZE
+        got = b""
+        while len(got) < SIZE:
+            try:
+                got += sock.recv(SIZE - len(got))
+            except BlockingIOError:
+                await wait_readable(sock)
+    return n / (time.perf_counter() - t0)
+
+
+async def trio_stream_loop(sock: socket.socket, n: int) -> float:
+    async with trio.SocketStream(trio.socket.from_stdlib_socket(sock)) as stream:
+        t0 = time.perf_counter()
+        for _ in range(n):
+            await stream.send_all(MSG)
+            got = await stream.receive_some(SIZE)
+            while len(got) < SIZE:
+                got += await stream.receive_some(SIZE - len(got))
+        return n / (time.perf_counter() - t0)
+
+
+# -- the practical limit ----------------------------------------------------
+
+
+def blocking_thread(sock: socket.socket, n: int) -> float:
+    rates: list[float] = []
+
+    def work() -> None:
+        t0 = time.perf_counter()
+        for _ in range(n):
+            sock.sendall(MSG)
+            got = sock.recv(SIZE)
+            while len(got) < SIZE:
+                got += sock.recv(SIZE - len(got))
+        rates.append(n / (time.perf_counter() - t0))
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    thread.join()
+    return rates[0]
+
+
+# -- runners --------------------------------------------------------------
+
+
+def on_asyncio(fn: Loop) -> Callable[[socket.socket, int], float]:
+    return lambda sock, n: asyncio.run(fn(sock, n))
+
+
+def on_uvloop(fn: Loop) -> Callable[[socket.socket, int], float]:
+    return lambda sock, n: uvloop.run(fn(sock, n))
+
+
+def on_trio(fn: Loop) -> Callable[[socket.socket, int], float]:
+    return lambda sock, n: trio.run(fn, sock, n)
+
+
+CASES: dict[str, Callable[[socket.socket, int], float]] = {
+    "adapt asyncio": on_asyncio(adapt_loop),
+    "adapt uvloop": on_uvloop(adapt_loop),
+    "adapt trio": on_trio(adapt_loop),
+    "asyncio sock_recv/sock_sendall": on_asyncio(sock_recv_loop),
+    "asyncio streams": on_asyncio(streams_loop),
+    "asyncio Protocol": on_asyncio(protocol_loop),
+    "uvloop Protocol": on_uvloop(protocol_loop),
+    "anyio.wait_readable loop (asyncio)": on_asyncio(anyio_loop),
+    "trio wait_readable loop": on_trio(trio_raw_loop),
+    "trio SocketStream": on_trio(trio_stream_loop),
+    "blocking socket in a thread": blocking_thread,
+}
+
+TARGETS = [
+    ("adapt asyncio", "asyncio sock_recv/sock_sendall", 1.05),
+    ("adapt asyncio", "asyncio streams", 1.15),
+    ("adapt uvloop", "uvloop Protocol", 0.75),
+    ("adapt trio", "trio wait_readable loop", 1.0),
+    ("adapt trio", "trio SocketStream", 1.3),
+    ("adapt asyncio", "anyio.wait_readable loop (asyncio)", 1.05),
+]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a fast smoke run")
+    parser.add_argument("--n", type=int, help="round trips per case run (default 20000)")
+    parser.add_argument("--rounds", type=int, help="measured rounds per case (default 7)")
+    parser.add_argument(
+        "--cpus",
+        choices=["same", "split", "free"],
+        default="same",
+        help="where the peer runs (see _harness.Peer; default: same)",
+    )
+    parser.add_argument("--only", help="run only the cases whose name contains this")
+    args = parser.parse_args()
+    n = args.n or (1000 if args.quick else 20_000)
+    rounds = args.rounds or (1 if args.quick else 7)
+
+    load = os.getloadavg()[0]
+    with Peer(args.cpus) as peer:
+
+        def case(run: Callable[[socket.socket, int], float]) -> Callable[[], float]:
+            def one() -> float:
+                sock = peer.open("echo")
+                with sock:
+                    return run(sock, n)
+
+            return one
+
+        cases = {name: case(run) for name, run in CASES.items()}
+        if args.only:
+            cases = {k: v for k, v in cases.items() if args.only in k}
+        medians = interleave(cases, rounds, shuffle=True)
+
+    targets = [t for t in TARGETS if t[0] in medians and t[1] in medians]
+    title = f"ping-pong, {SIZE}-byte messages, {n} round trips x {rounds} rounds"
+    save_as = "pingpong_quick" if args.quick else "pingpong"
+    report(title, "round trips/s", medians, targets, save_as=save_as)
+    note_load(save_as, load)
+
+
+if __name__ == "__main__":
+    main()
