@@ -10,21 +10,79 @@
 from __future__ import annotations
 
 from ._async import Async as Async
+from ._asyncify import AsyncClass as AsyncClass
+from ._asyncify import AsyncObject as AsyncObject
+from ._asyncify import asyncify as asyncify
+from ._channel import ChannelFull as ChannelFull
+from ._channel import Overflow as Overflow
+from ._channel import Receiver as Receiver
+from ._channel import Sender as Sender
+from ._channel import channel as channel
 from ._errors import ClosedResourceError as ClosedResourceError
 from ._errors import WantRead as WantRead
 from ._errors import WantWrite as WantWrite
 from ._errors import WouldBlock as WouldBlock
+from ._iterate import ThreadIterator as ThreadIterator
+from ._iterate import iterate as iterate
+from ._limiter import CapacityLimiter as CapacityLimiter
+from ._oneshot import Callback as Callback
+from ._oneshot import CallbackDropped as CallbackDropped
+from ._oneshot import Result as Result
+from ._oneshot import deferred as deferred
+from ._oneshot import oneshot as oneshot
+from ._portal import Portal as Portal
+from ._shims import AsyncConnection as AsyncConnection
 from ._shims import AsyncFD as AsyncFD
+from ._shims import AsyncFileIO as AsyncFileIO
 from ._shims import AsyncSocket as AsyncSocket
+from ._shims import AsyncSSLSocket as AsyncSSLSocket
+from ._shims import Shim as Shim
+from ._shims import reads as reads
+from ._shims import writes as writes
+from ._streams import Reader as Reader
+from ._streams import reader as reader
+from ._threads import run_sync as run_sync
+from ._writer import Writer as Writer
+from ._writer import writer as writer
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Async",
+    "AsyncConnection",
     "AsyncFD",
+    "AsyncFileIO",
+    "AsyncSSLSocket",
     "AsyncSocket",
     "ClosedResourceError",
     "WantRead",
     "WantWrite",
     "WouldBlock",
+    "Shim",
+    "reads",
+    "writes",
+    # callback bridges
+    "Callback",
+    "CallbackDropped",
+    "ChannelFull",
+    "Overflow",
+    "Portal",
+    "Receiver",
+    "Result",
+    "Sender",
+    "channel",
+    "deferred",
+    "oneshot",
+    # thread offload
+    "AsyncClass",
+    "AsyncObject",
+    "CapacityLimiter",
+    "Reader",
+    "ThreadIterator",
+    "Writer",
+    "asyncify",
+    "iterate",
+    "reader",
+    "run_sync",
+    "writer",
 ]

@@ -172,7 +172,6 @@ def _noop() -> None:
     pass
 
 
-
 class _Token:
     __slots__ = ("token",)
 

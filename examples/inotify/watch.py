@@ -34,23 +34,25 @@ def read_events(inotify: INotify) -> list[tuple[str, str]]:
     return [(e.name, "|".join(f.name for f in flags.from_mask(e.mask))) for e in events]
 
 
-async def changes(inotify: Async[INotify]) -> AsyncGenerator[tuple[str, str], None]:
-    """Yield ``(file name, event kinds)`` as they happen."""
-    while True:
-        for event in await inotify.read_with(read_events):
-            yield event
+async def changes(inotify: INotify) -> AsyncGenerator[tuple[str, str], None]:
+    """Yield ``(file name, event kinds)`` as they happen, until closed."""
+    async with Async(inotify) as wrapped:
+        while True:
+            for event in await wrapped.read_with(lambda _: read_events(inotify)):
+                yield event
 
 
 async def print_changes(path: str, count: int | None = None) -> None:
-    async with Async(INotify()) as inotify:
-        inotify.get_ref().add_watch(path, WATCHED)
-        seen = 0
-        async with aclosing(changes(inotify)) as events:
-            async for name, kinds in events:
-                print(f"{name:12} {kinds}", flush=True)
-                seen += 1
-                if seen == count:
-                    break
+    inotify = INotify()
+    inotify.add_watch(path, WATCHED)
+    seen = 0
+    async with aclosing(changes(inotify)) as events:
+        async for name, kinds in events:
+            print(f"{name:12} {kinds}", flush=True)
+            seen += 1
+            if seen == count:
+                break
+    inotify.close()  # a no-op unless no event was ever read
 
 
 async def make_changes(path: str, sleep: Callable[[float], Awaitable[None]]) -> None:
