@@ -12,21 +12,21 @@ removed lazily, the first time the loop reports readiness that nobody waits
 for (and always on close).  A tight read loop therefore costs no
 ``epoll_ctl`` at all, where ``sock_recv`` pays two per wait.
 
-The selector is level-triggered.  On the selector loops, ``_run_once`` first
-polls, queues the ready callbacks behind the handles already scheduled, then
-runs them.  A task woken by our callback in iteration N runs in N+1 -- but
-N+1's poll already queued *another* readiness callback for the same fd,
-because the data was not consumed yet.  The task consumes the data, finds
-the fd empty, waits again, and that stale callback would wake it for
-nothing.  So each direction records the reactor ``epoch`` when its first
-waiter arrived, and a marker handle scheduled at that moment bumps the epoch
-at the start of the next iteration, before that iteration's poll results.
-A readiness callback that runs while the epoch is unchanged comes from a
-poll made before the waiter's failed attempt: it is ignored.  Ignoring is
-safe because the fd stays registered and the selector is level-triggered:
-if the fd is (still or again) ready, the next poll says so.  uvloop runs
-readiness callbacks before the ready queue in each iteration, so it has no
-stale callbacks and the filter is off there.
+The selector is level-triggered.  On the selector loops, ``_run_once``
+first polls, queues the ready callbacks behind the handles already
+scheduled, then runs them.  A task woken by our callback in iteration N runs
+in N+1 -- but N+1's poll already queued *another* readiness callback for the
+same fd, because the data was not consumed yet.  The task consumes the data,
+finds the fd empty, waits again, and that stale callback would wake it for
+nothing (a task step and a failed op, every round trip).  So after a wake-up
+the next readiness callback for that direction is skipped.  Skipping is
+always safe, stale or not: the fd stays registered while someone waits and
+the selector is level-triggered, so readiness that is real is reported
+again by the very next poll; the worst case is one loop iteration of delay.
+(Scheduling a marker handle to tell stale from fresh callbacks costs an
+extra loop iteration on *every* wait, which is slower.)  uvloop runs the
+woken task before it polls again, so it has no stale callbacks and the
+filter is off there.
 
 Close order: mark closed, fail every waiter with ClosedResourceError,
 deregister.  A fd number that was closed behind our back and reused is found
@@ -66,39 +66,29 @@ def _purge(loop: AbstractEventLoop, fd: int) -> None:
 
 
 class _Reactor:
-    """Per-loop state: the watches and the stale-readiness epoch."""
+    """Per-loop state: the watches, and whether stale callbacks happen."""
 
-    __slots__ = ("loop", "watches", "epoch", "bump_pending", "filter_stale", "__weakref__")
+    __slots__ = ("loop", "watches", "filter_stale", "__weakref__")
 
     def __init__(self, loop: AbstractEventLoop) -> None:
         self.loop = loop
         self.watches: dict[int, _Watch] = {}
-        self.epoch = 0
-        self.bump_pending = False
         self.filter_stale = isinstance(loop, BaseSelectorEventLoop)
-
-    def mark(self) -> None:
-        if not self.bump_pending:
-            self.bump_pending = True
-            self.loop.call_soon(self._bump)
-
-    def _bump(self) -> None:
-        self.epoch += 1
-        self.bump_pending = False
 
 
 class _Watch:
     __slots__ = (
         "reactor",
         "loop",
+        "filter_stale",
         "fd",
         "ident",
         "closed",
         "users",
         "readers",
         "writers",
-        "r_epoch",
-        "w_epoch",
+        "r_skip",
+        "w_skip",
         "reg_r",
         "reg_w",
     )
@@ -106,6 +96,7 @@ class _Watch:
     def __init__(self, reactor: _Reactor, fd: int, ident: tuple[int, int]) -> None:
         self.reactor = reactor
         self.loop = reactor.loop
+        self.filter_stale = reactor.filter_stale
         self.fd = fd
         self.ident = ident
         self.closed = False
@@ -113,7 +104,8 @@ class _Watch:
         # () while nobody waits: one empty tuple shared by all idle watches
         self.readers: list[Future[None]] | tuple[()] = ()
         self.writers: list[Future[None]] | tuple[()] = ()
-        self.r_epoch = self.w_epoch = -1
+        # skip the next readiness callback (it is probably stale, see above)
+        self.r_skip = self.w_skip = False
         self.reg_r = self.reg_w = False
 
     # -- FdWatch -----------------------------------------------------------
@@ -130,7 +122,6 @@ class _Watch:
     def arm(self, direction: int) -> Future[None]:
         if self.closed:
             raise ClosedResourceError("the object is closed")
-        reactor = self.reactor
         fut: Future[None] = self.loop.create_future()
         if direction == READ:
             readers = self.readers
@@ -138,9 +129,6 @@ class _Watch:
                 readers.append(fut)
             else:
                 self.readers = [fut]
-                self.r_epoch = reactor.epoch
-                if reactor.filter_stale:
-                    reactor.mark()
                 if not self.reg_r:
                     self.loop.add_reader(self.fd, self._on_readable)
                     self.reg_r = True
@@ -150,9 +138,6 @@ class _Watch:
                 writers.append(fut)
             else:
                 self.writers = [fut]
-                self.w_epoch = reactor.epoch
-                if reactor.filter_stale:
-                    reactor.mark()
                 if not self.reg_w:
                     self.loop.add_writer(self.fd, self._on_writable)
                     self.reg_w = True
@@ -217,9 +202,12 @@ class _Watch:
         if not readers:
             # readiness nobody waits for: stop polling (lazy deregistration)
             self.loop.remove_reader(self.fd)
-            self.reg_r = False
-        elif self.r_epoch != self.reactor.epoch or not self.reactor.filter_stale:
+            self.reg_r = self.r_skip = False
+        elif self.r_skip:
+            self.r_skip = False  # probably polled before the woken task ran
+        else:
             self.readers = ()
+            self.r_skip = self.filter_stale
             for fut in readers:
                 if not fut.done():
                     fut.set_result(None)
@@ -228,9 +216,12 @@ class _Watch:
         writers = self.writers
         if not writers:
             self.loop.remove_writer(self.fd)
-            self.reg_w = False
-        elif self.w_epoch != self.reactor.epoch or not self.reactor.filter_stale:
+            self.reg_w = self.w_skip = False
+        elif self.w_skip:
+            self.w_skip = False
+        else:
             self.writers = ()
+            self.w_skip = self.filter_stale
             for fut in writers:
                 if not fut.done():
                     fut.set_result(None)

@@ -20,6 +20,7 @@ wakes the leader with ``trio.ClosedResourceError`` (mapped to adapt's).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Coroutine
+from threading import get_ident
 from typing import Any
 
 import outcome
@@ -40,11 +41,24 @@ def _closed_error() -> ClosedResourceError:
 
 
 class _Reactor:
-    __slots__ = ("token", "watches")
+    """Per-run state.  ``alive`` and ``thread`` make the per-wait "is this
+    still my run?" test two attribute reads instead of a trio API call."""
+
+    __slots__ = ("alive", "thread", "token", "watches")
 
     def __init__(self, token: trio.lowlevel.TrioToken) -> None:
         self.token = token
         self.watches: dict[int, _Watch] = {}
+        self.thread = get_ident()
+        self.alive = True
+        trio.lowlevel.spawn_system_task(self._outlive, name="adapt run watcher")
+
+    async def _outlive(self) -> None:
+        # system tasks are cancelled when the run's main task returns
+        try:
+            await trio.sleep_forever()
+        finally:
+            self.alive = False
 
 
 _REACTOR: trio.lowlevel.RunVar[_Reactor] = trio.lowlevel.RunVar("adapt_reactor")
@@ -66,21 +80,11 @@ class _Watch:
         self.followers: tuple[list[trio.lowlevel.Task], list[trio.lowlevel.Task]] | None = None
 
     def current(self) -> bool:
-        if self.closed:
-            return False
-        try:
-            return _current_token() is self.token
-        except RuntimeError:
-            return False
+        reactor = self.reactor
+        return not self.closed and reactor.alive and reactor.thread == get_ident()
 
     def alive(self) -> bool:
-        if self.closed:
-            return False
-        try:
-            self.token.run_sync_soon(_noop)
-        except trio.RunFinishedError:
-            return False
-        return True
+        return not self.closed and self.reactor.alive
 
     def arm(self, direction: int) -> Any:
         if self.closed:
@@ -166,10 +170,6 @@ async def _follow(watch: _Watch, direction: int) -> None:
 
 
 _FOLLOW_CODE = _follow.__code__
-
-
-def _noop() -> None:
-    pass
 
 
 class _Token:
