@@ -32,14 +32,14 @@ from __future__ import annotations
 
 import os
 import socket
-import stat
 import sys
 from collections.abc import Callable, Coroutine
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar, cast, overload
 
 from ._backends import FdWatch, current_backend
-from ._errors import READ, WRITE, ClosedResourceError, WouldBlock
+from ._errors import READ, WRITE, ClosedResourceError
+from ._fd import RETRY, Blocked, attempt, fd_ident, fd_of, make_nonblocking
 
 if TYPE_CHECKING:
     import io
@@ -94,97 +94,6 @@ def _shim_for(klass: type) -> type[Async[Any]]:
             break
     _RESOLVED[klass] = found
     return found
-
-
-def _ssl_direction(exc: OSError) -> int | None:
-    ssl = sys.modules.get("ssl")
-    if ssl is not None:
-        if isinstance(exc, ssl.SSLWantReadError):
-            return READ
-        if isinstance(exc, ssl.SSLWantWriteError):
-            return WRITE
-    return None
-
-
-class _Blocked:
-    """What :func:`_attempt` returns instead of raising "would block"."""
-
-    __slots__ = ("direction",)
-
-    def __init__(self, direction: int) -> None:
-        self.direction = direction
-
-
-_BLOCKED = (_Blocked(READ), _Blocked(WRITE))
-_RETRY = _Blocked(-1)
-
-
-def _attempt(
-    op: Callable[[Any], Any],
-    obj: object,
-    direction: int,
-    would_block: tuple[type[BaseException], ...],
-) -> Any:
-    """Run ``op(obj)`` once; a would-block signal comes back as a ``_Blocked``.
-
-    Catching here rather than in the ``_io`` coroutine matters: a traceback
-    that passes through a coroutine's frame makes CPython allocate a frame
-    object that lives as long as the coroutine -- for every parked task.
-    """
-    try:
-        return op(obj)
-    except BlockingIOError:
-        return _BLOCKED[direction]
-    except InterruptedError:
-        return _RETRY
-    except WouldBlock as exc:
-        return _BLOCKED[direction if exc.direction is None else exc.direction]
-    except OSError as exc:
-        if would_block and isinstance(exc, would_block):
-            return _BLOCKED[direction]
-        ssl_want = _ssl_direction(exc)
-        if ssl_want is None:
-            raise
-        return _BLOCKED[ssl_want]
-    except would_block:
-        return _BLOCKED[direction]
-
-
-def _fd_of(obj: object) -> int:
-    """Validate ``obj`` and return its fd, changing nothing."""
-    if isinstance(obj, bool):
-        raise TypeError("Async() takes a fileno()-bearing object or an int fd, not a bool")
-    if isinstance(obj, int):
-        fd = obj
-    else:
-        fileno = getattr(obj, "fileno", None)
-        if not callable(fileno):
-            raise TypeError(
-                f"Async() takes a fileno()-bearing object or an int fd; "
-                f"{type(obj).__name__!r} has no fileno() method"
-            )
-        fd = fileno()
-        if isinstance(fd, bool) or not isinstance(fd, int):
-            raise TypeError(f"{type(obj).__name__}.fileno() returned {fd!r}, not an int")
-    if fd < 0:
-        raise ValueError(f"fd must be >= 0, got {fd} (is the object closed?)")
-    return fd
-
-
-def _ident(fd: int) -> tuple[int, int]:
-    """``(st_dev, st_ino)`` of ``fd``; rejects what epoll cannot watch."""
-    try:
-        st = os.fstat(fd)
-    except OSError as exc:
-        raise OSError(exc.errno, f"fd {fd} is not open: {exc.strerror}") from None
-    if stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode):
-        kind = "a regular file" if stat.S_ISREG(st.st_mode) else "a directory"
-        raise ValueError(
-            f"fd {fd} is {kind}: epoll cannot watch it (it never blocks, so there is "
-            f"no readiness to wait for); use adapt.reader() / adapt.writer() to do its "
-            f"I/O in a worker thread"
-        )
-    return (st.st_dev, st.st_ino)
 
 
 class Async(Generic[T]):
@@ -328,8 +237,8 @@ class Async(Generic[T]):
     def _create(cls: type[_A], obj: object, nonblocking: bool, would_block: ExcTypes) -> _A:
         if isinstance(obj, Async):
             raise TypeError("the object is already wrapped; use it, or its get_ref()")
-        fd = _fd_of(obj)
-        ident = _ident(fd)
+        fd = fd_of(obj)
+        ident = fd_ident(fd)
         if not isinstance(would_block, tuple):
             would_block = (would_block,)
         for exc_type in cast(tuple[object, ...], would_block):
@@ -343,7 +252,7 @@ class Async(Generic[T]):
         self._watch = None
         self._would_block = would_block
         self._budget = _BUDGET
-        self._restore = _make_nonblocking(obj, fd, nonblocking)
+        self._restore = make_nonblocking(obj, fd, nonblocking)
         return self
 
     # -- the two primitives ------------------------------------------------
@@ -382,10 +291,10 @@ class Async(Generic[T]):
         while True:
             if self._closed:
                 raise ClosedResourceError("the object is closed")
-            result = _attempt(op, obj, direction, would_block)
-            if type(result) is not _Blocked:
+            result = attempt(op, obj, direction, would_block)
+            if type(result) is not Blocked:
                 return cast(R, result)
-            if result is _RETRY:
+            if result is RETRY:
                 continue
             want = result.direction
             # wait (inlined: this is the hot path) -- see _wait for the commented version
@@ -453,7 +362,7 @@ class Async(Generic[T]):
             if old.closed:
                 # closed by a sibling wrapper, or found stale: is the fd still ours?
                 try:
-                    same = _ident(self._fd) == self._ident
+                    same = fd_ident(self._fd) == self._ident
                 except (OSError, ValueError):
                     same = False
                 if not same:
@@ -586,32 +495,3 @@ class Async(Generic[T]):
             watch.users -= 1
             if watch.users <= 0:
                 watch.release_soon()
-
-
-def _make_nonblocking(obj: object, fd: int, nonblocking: bool) -> Callable[[], None]:
-    """Set non-blocking mode (if asked); return how to restore the original.
-
-    The restore step also undoes an O_NONBLOCK that the event loop set behind
-    our back (libuv, under uvloop, sets it on every fd it polls), so
-    ``into_inner()`` hands back the object in the mode it came in.
-    """
-    was_blocking = os.get_blocking(fd)
-    sock: Any = obj
-    is_socket = callable(getattr(sock, "gettimeout", None)) and callable(
-        getattr(sock, "settimeout", None)
-    )
-    timeout = sock.gettimeout() if is_socket else None
-    if nonblocking:
-        if is_socket:
-            if timeout != 0.0:
-                sock.settimeout(0.0)  # a socket's timeout overrides O_NONBLOCK
-        elif was_blocking:
-            os.set_blocking(fd, False)
-
-    def restore() -> None:
-        if is_socket and nonblocking and timeout != 0.0:
-            sock.settimeout(timeout)  # also restores O_NONBLOCK to match
-        if os.get_blocking(fd) != was_blocking:
-            os.set_blocking(fd, was_blocking)
-
-    return restore

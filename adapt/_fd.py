@@ -1,0 +1,134 @@
+"""Low-level helpers of the ``Async`` core: validating an fd, setting and
+restoring its blocking mode, and running one attempt of an op."""
+
+from __future__ import annotations
+
+import os
+import stat
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from ._errors import READ, WRITE, WouldBlock
+
+__all__ = ["RETRY", "Blocked", "attempt", "fd_of", "fd_ident", "make_nonblocking"]
+
+
+def ssl_direction(exc: OSError) -> int | None:
+    ssl = sys.modules.get("ssl")
+    if ssl is not None:
+        if isinstance(exc, ssl.SSLWantReadError):
+            return READ
+        if isinstance(exc, ssl.SSLWantWriteError):
+            return WRITE
+    return None
+
+
+class Blocked:
+    """What :func:`attempt` returns instead of raising "would block"."""
+
+    __slots__ = ("direction",)
+
+    def __init__(self, direction: int) -> None:
+        self.direction = direction
+
+
+BLOCKED = (Blocked(READ), Blocked(WRITE))
+RETRY = Blocked(-1)
+
+
+def attempt(
+    op: Callable[[Any], Any],
+    obj: object,
+    direction: int,
+    would_block: tuple[type[BaseException], ...],
+) -> Any:
+    """Run ``op(obj)`` once; a would-block signal comes back as a ``Blocked``.
+
+    Catching here rather than in the ``_io`` coroutine matters: a traceback
+    that passes through a coroutine's frame makes CPython allocate a frame
+    object that lives as long as the coroutine -- for every parked task.
+    """
+    try:
+        return op(obj)
+    except BlockingIOError:
+        return BLOCKED[direction]
+    except InterruptedError:
+        return RETRY
+    except WouldBlock as exc:
+        return BLOCKED[direction if exc.direction is None else exc.direction]
+    except OSError as exc:
+        if would_block and isinstance(exc, would_block):
+            return BLOCKED[direction]
+        ssl_want = ssl_direction(exc)
+        if ssl_want is None:
+            raise
+        return BLOCKED[ssl_want]
+    except would_block:
+        return BLOCKED[direction]
+
+
+def fd_of(obj: object) -> int:
+    """Validate ``obj`` and return its fd, changing nothing."""
+    if isinstance(obj, bool):
+        raise TypeError("Async() takes a fileno()-bearing object or an int fd, not a bool")
+    if isinstance(obj, int):
+        fd = obj
+    else:
+        fileno = getattr(obj, "fileno", None)
+        if not callable(fileno):
+            raise TypeError(
+                f"Async() takes a fileno()-bearing object or an int fd; "
+                f"{type(obj).__name__!r} has no fileno() method"
+            )
+        fd = fileno()
+        if isinstance(fd, bool) or not isinstance(fd, int):
+            raise TypeError(f"{type(obj).__name__}.fileno() returned {fd!r}, not an int")
+    if fd < 0:
+        raise ValueError(f"fd must be >= 0, got {fd} (is the object closed?)")
+    return fd
+
+
+def fd_ident(fd: int) -> tuple[int, int]:
+    """``(st_dev, st_ino)`` of ``fd``; rejects what epoll cannot watch."""
+    try:
+        st = os.fstat(fd)
+    except OSError as exc:
+        raise OSError(exc.errno, f"fd {fd} is not open: {exc.strerror}") from None
+    if stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode):
+        kind = "a regular file" if stat.S_ISREG(st.st_mode) else "a directory"
+        raise ValueError(
+            f"fd {fd} is {kind}: epoll cannot watch it (it never blocks, so there is "
+            f"no readiness to wait for); use adapt.reader() / adapt.writer() to do its "
+            f"I/O in a worker thread"
+        )
+    return (st.st_dev, st.st_ino)
+
+
+def make_nonblocking(obj: object, fd: int, nonblocking: bool) -> Callable[[], None]:
+    """Set non-blocking mode (if asked); return how to restore the original.
+
+    The restore step also undoes an O_NONBLOCK that the event loop set behind
+    our back (libuv, under uvloop, sets it on every fd it polls), so
+    ``into_inner()`` hands back the object in the mode it came in.
+    """
+    was_blocking = os.get_blocking(fd)
+    sock: Any = obj
+    is_socket = callable(getattr(sock, "gettimeout", None)) and callable(
+        getattr(sock, "settimeout", None)
+    )
+    timeout = sock.gettimeout() if is_socket else None
+    if nonblocking:
+        if is_socket:
+            if timeout != 0.0:
+                sock.settimeout(0.0)  # a socket's timeout overrides O_NONBLOCK
+        elif was_blocking:
+            os.set_blocking(fd, False)
+
+    def restore() -> None:
+        if is_socket and nonblocking and timeout != 0.0:
+            sock.settimeout(timeout)  # also restores O_NONBLOCK to match
+        if os.get_blocking(fd) != was_blocking:
+            os.set_blocking(fd, was_blocking)
+
+    return restore
