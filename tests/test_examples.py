@@ -37,3 +37,17 @@ async def test_inotify_watcher(
     assert lines[1].split() == ["file0.txt", "MODIFY"]
     assert lines[3].split() == ["file0.txt.old", "MOVED_TO"]
     assert lines[-1].split() == ["file0.txt.old", "DELETE"]
+
+
+def test_readme_example_runs() -> None:
+    import re
+    import subprocess
+
+    readme = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", readme, re.S)
+    assert blocks, "the README has no python example"
+    result = subprocess.run(
+        [sys.executable, "-c", blocks[0]], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["b'ping'", "b'pong'"]
