@@ -292,9 +292,11 @@ async def test_completions_are_batched(backend: str, monkeypatch: pytest.MonkeyP
 
     monkeypatch.setattr(Sink, "_drain", counting)
     finished = threading.Semaphore(0)
+    go = threading.Event()  # no call completes before the loop is blocked
     started = 0
 
     def work(i: int) -> int:
+        assert go.wait(5)
         finished.release()
         return i
 
@@ -310,11 +312,12 @@ async def test_completions_are_batched(backend: str, monkeypatch: pytest.MonkeyP
             tg.start_soon(call, i)
         while started < 20:
             await anyio.sleep(0)
+        drains = 0
         # keep the loop busy while all 20 calls finish (blocking it on purpose)
+        go.set()
         for _ in range(20):
             assert finished.acquire(timeout=5)
         time.sleep(0.05)
-        drains = 0
     assert sorted(results) == list(range(20))
     assert drains == 1  # 20 results, one loop wake-up
 
