@@ -34,12 +34,12 @@ import os
 import socket
 import sys
 from collections.abc import Callable, Coroutine
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar, cast, overload
 
 from ._backends import FdWatch, current_backend
 from ._errors import READ, WRITE, ClosedResourceError
 from ._fd import RETRY, Blocked, attempt, fd_ident, fd_of, make_nonblocking
+from ._resource import AsyncResource
 
 if TYPE_CHECKING:
     import io
@@ -96,7 +96,7 @@ def _shim_for(klass: type) -> type[Async[Any]]:
     return found
 
 
-class Async(Generic[T]):
+class Async(AsyncResource, Generic[T]):
     """Make a ``fileno()``-bearing object awaitable, without threads.
 
     ``op`` callbacks receive the wrapped object and signal "would block" by
@@ -472,17 +472,6 @@ class Async(Generic[T]):
         """
         self.close()
         await current_backend().checkpoint()
-
-    async def __aenter__(self: _A) -> _A:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     def __del__(self) -> None:
         # A dropped wrapper (``await Async(sock).recv(10)`` makes one per call)

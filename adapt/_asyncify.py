@@ -41,7 +41,6 @@ import inspect
 import types
 import weakref
 from collections.abc import Callable, Coroutine
-from types import TracebackType
 from typing import Any, Concatenate, Generic, ParamSpec, Protocol, TypeVar, cast, overload
 
 import wrapt
@@ -49,6 +48,7 @@ import wrapt
 from ._backends import current_backend
 from ._errors import ClosedResourceError
 from ._limiter import CapacityLimiter
+from ._resource import AsyncResource
 from ._threads import Pinned, offload, offload_pinned
 
 __all__ = ["AsyncClass", "AsyncObject", "asyncify"]
@@ -216,7 +216,7 @@ def _make_method(core: _Core, name: str) -> Callable[..., Coroutine[Any, Any, An
     return method
 
 
-class AsyncObject(Generic[T]):
+class AsyncObject(AsyncResource, Generic[T]):
     """An async facade on a sync object: its public methods run in threads.
 
     Made by ``asyncify(obj)`` (or ``AsyncObject(obj)``, which type checkers
@@ -322,17 +322,6 @@ class AsyncObject(Generic[T]):
             core.closed = True
             if core.pinned is not None:
                 core.pinned.stop()
-
-    async def __aenter__(self) -> AsyncObject[T]:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
 
 class AsyncClass(Generic[T]):

@@ -9,13 +9,13 @@ consumer's ``on_empty`` hook and its cooperative budget.
 from __future__ import annotations
 
 from collections.abc import Callable
-from types import TracebackType
 from typing import Generic, Literal, TypeVar
 
 from ._backends import Backend
 from ._buffer import BUDGET, CLOSED, DROPPED, FAILED, Buffer, ChannelFull, Overflow
 from ._errors import ClosedResourceError
 from ._oneshot import CallbackDropped, check_exception
+from ._resource import AsyncResource
 
 __all__ = ["ChannelFull", "Overflow", "Receiver", "Sender", "channel"]
 
@@ -95,7 +95,7 @@ class Sender(Generic[T]):
         return f"<adapt.Sender {'closed' if self.closed else 'open'}, {len(self)} buffered>"
 
 
-class Receiver(Generic[T]):
+class Receiver(AsyncResource, Generic[T]):
     """The consuming end of :func:`channel` (made by it): ``async for item in stream``.
 
     One task at a time may receive.  Receiving does not suspend while items
@@ -217,17 +217,6 @@ class Receiver(Generic[T]):
 
     async def aclose(self) -> None:
         """Same as :meth:`close` (for ``contextlib.aclosing``)."""
-        self.close()
-
-    async def __aenter__(self) -> Receiver[T]:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
         self.close()
 
     @property

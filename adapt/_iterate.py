@@ -31,13 +31,13 @@ import contextvars
 from collections import deque
 from collections.abc import Iterable, Iterator
 from threading import Lock
-from types import TracebackType
 from typing import Generic, TypeVar
 
 import sniffio
 
 from ._backends import Waiter, current_backend
 from ._pool import POOL, Sink, current_sink
+from ._resource import AsyncResource
 from ._streams import check_size
 from ._threads import offload
 
@@ -48,7 +48,7 @@ T = TypeVar("T")
 DEFAULT_ITEMS = 1024
 
 
-class ThreadIterator(Generic[T]):
+class ThreadIterator(AsyncResource, Generic[T]):
     """Async iterator over a sync iterator, read ahead in a worker thread.
 
     Made by :func:`iterate`.  One task at a time may wait on it.
@@ -206,14 +206,6 @@ class ThreadIterator(Generic[T]):
                 await offload(self._ctx.run, (close,), {}, None, False)
             else:
                 await backend.checkpoint()
-
-    async def __aenter__(self) -> ThreadIterator[T]:
-        return self
-
-    async def __aexit__(
-        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
 
 
 def iterate(iterable: Iterable[T], *, buffer_size: int = DEFAULT_ITEMS) -> ThreadIterator[T]:

@@ -48,12 +48,12 @@ import sys
 from collections import deque
 from collections.abc import Callable
 from threading import Lock
-from types import TracebackType
 from typing import Any, AnyStr, Generic, Protocol, overload
 
 from ._backends import Backend, Waiter, current_backend
 from ._errors import ClosedResourceError
 from ._pool import POOL, Sink, current_sink
+from ._resource import AsyncResource
 from ._threads import offload
 
 __all__ = [
@@ -181,7 +181,7 @@ class Stream:
             await current_backend().checkpoint()
 
 
-class Reader(Stream, Generic[AnyStr]):
+class Reader(Stream, AsyncResource, Generic[AnyStr]):
     """Async reads from a blocking file, with a bounded read-ahead buffer.
 
     Made by :func:`reader`.  ``read(n)`` returns ``n`` units (fewer only at
@@ -465,14 +465,6 @@ class Reader(Stream, Generic[AnyStr]):
                 raise error
         else:
             await self._close_file()
-
-    async def __aenter__(self) -> Reader[AnyStr]:
-        return self
-
-    async def __aexit__(
-        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
 
 
 def _check_count(n: object, what: str) -> None:

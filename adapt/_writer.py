@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from types import TracebackType
 from typing import Any, AnyStr, Generic, Protocol, overload
 
 from ._backends import Waiter, current_backend
 from ._pool import POOL, Sink, current_sink
+from ._resource import AsyncResource
 from ._streams import DEFAULT_BUFFER, Stream, check_bool, check_file, check_size, is_text
 
 __all__ = ["Writer", "writer"]
@@ -52,7 +52,7 @@ def _write_all(file: Any, data: str | bytes) -> None:
         view = view[n:]
 
 
-class Writer(Stream, Generic[AnyStr]):
+class Writer(Stream, AsyncResource, Generic[AnyStr]):
     """Async writes to a blocking file, with a bounded write-behind buffer.
 
     Made by :func:`writer`.  One task at a time may wait for buffer space.
@@ -252,14 +252,6 @@ class Writer(Stream, Generic[AnyStr]):
         with self._lock:
             if not self._seen:
                 self._raise_locked()
-
-    async def __aenter__(self) -> Writer[AnyStr]:
-        return self
-
-    async def __aexit__(
-        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
 
 
 @overload
