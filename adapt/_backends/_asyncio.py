@@ -160,13 +160,6 @@ class _Watch:
     def checkpoint(self) -> Awaitable[None]:
         return asyncio.sleep(0)
 
-    def wake_all(self) -> None:
-        waiters = [*self.readers, *self.writers]
-        self.readers = self.writers = ()
-        for fut in waiters:
-            if not fut.done():
-                fut.set_result(None)
-
     def close(self) -> None:
         if self.closed:
             return

@@ -72,10 +72,6 @@ class FdWatch(Protocol):
         """Yield to this watch's loop once (a schedule and cancel point)."""
         ...
 
-    def wake_all(self) -> None:
-        """Wake every waiter spuriously (they retry and re-check state)."""
-        ...
-
     def close(self) -> None:
         """Close order: wake all waiters with ClosedResourceError, then deregister.
 

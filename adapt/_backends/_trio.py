@@ -124,10 +124,6 @@ class _Watch:
         self.followers = None
         return tasks
 
-    def wake_all(self) -> None:
-        for task in self._take_followers():
-            _reschedule(task)
-
     def close(self) -> None:
         if self.closed:
             return
