@@ -9,12 +9,13 @@ named baseline and saved as JSON under ``benchmarks/results/`` for
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import random
 import statistics
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -229,3 +230,43 @@ def note_load(save_as: str, before: float) -> None:
 
 if __name__ == "__main__" and sys.argv[1:2] == ["--peer"]:
     _peer_main(int(sys.argv[2]))
+
+
+# -- running one socket benchmark loop on each event loop ---------------------
+
+#: a benchmark loop: an async function of (our socket, size) returning a rate
+SocketLoop = Callable[[Any, int], Awaitable[float]]
+#: the same loop, run to completion on a fresh event loop
+SocketCase = Callable[[Any, int], float]
+
+
+def on_asyncio(fn: SocketLoop) -> SocketCase:
+    """Run ``fn`` on a fresh asyncio loop (imports stay lazy for the peer)."""
+    import asyncio
+
+    return lambda sock, size: asyncio.run(fn(sock, size))  # type: ignore[arg-type]
+
+
+def on_uvloop(fn: SocketLoop) -> SocketCase:
+    """Run ``fn`` on a fresh uvloop loop."""
+    import uvloop
+
+    return lambda sock, size: uvloop.run(fn(sock, size))  # type: ignore[arg-type]
+
+
+def on_trio(fn: SocketLoop) -> SocketCase:
+    """Run ``fn`` in a fresh trio run."""
+    import trio
+
+    return lambda sock, size: trio.run(fn, sock, size)
+
+
+def add_peer_options(parser: argparse.ArgumentParser, default_cpus: str) -> None:
+    """``--cpus`` (where the peer runs, see :class:`Peer`) and ``--only``."""
+    parser.add_argument(
+        "--cpus",
+        choices=["same", "split", "free"],
+        default=default_cpus,
+        help=f"where the peer runs (see _harness.Peer; default: {default_cpus})",
+    )
+    parser.add_argument("--only", help="run only the cases whose name contains this")

@@ -21,18 +21,24 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 import trio
-import uvloop
-from _harness import Peer, interleave, note_load, report
+from _harness import (
+    Peer,
+    add_peer_options,
+    interleave,
+    note_load,
+    on_asyncio,
+    on_trio,
+    on_uvloop,
+    report,
+)
 
 from adapt import Async
 
 CHUNK = 64 * 1024
 MiB = 1024 * 1024
-
-Loop = Callable[[socket.socket, int], Awaitable[float]]
 
 
 async def adapt_loop(sock: socket.socket, total: int) -> float:
@@ -105,18 +111,6 @@ def blocking_thread(sock: socket.socket, total: int) -> float:
     return rates[0]
 
 
-def on_asyncio(fn: Loop) -> Callable[[socket.socket, int], float]:
-    return lambda sock, total: asyncio.run(fn(sock, total))
-
-
-def on_uvloop(fn: Loop) -> Callable[[socket.socket, int], float]:
-    return lambda sock, total: uvloop.run(fn(sock, total))
-
-
-def on_trio(fn: Loop) -> Callable[[socket.socket, int], float]:
-    return lambda sock, total: trio.run(fn, sock, total)
-
-
 CASES: dict[str, Callable[[socket.socket, int], float]] = {
     "adapt asyncio": on_asyncio(adapt_loop),
     "adapt uvloop": on_uvloop(adapt_loop),
@@ -139,13 +133,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a fast smoke run")
     parser.add_argument("--mib", type=int, help="MiB per case run (default 256)")
     parser.add_argument("--rounds", type=int, help="measured rounds per case (default 15)")
-    parser.add_argument(
-        "--cpus",
-        choices=["same", "split", "free"],
-        default="split",
-        help="where the peer runs (see _harness.Peer; default: split)",
-    )
-    parser.add_argument("--only", help="run only the cases whose name contains this")
+    add_peer_options(parser, "split")
     args = parser.parse_args()
     mib = args.mib or (16 if args.quick else 256)
     rounds = args.rounds or (1 if args.quick else 15)

@@ -18,19 +18,25 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 import anyio
 import trio
-import uvloop
-from _harness import Peer, interleave, note_load, report
+from _harness import (
+    Peer,
+    add_peer_options,
+    interleave,
+    note_load,
+    on_asyncio,
+    on_trio,
+    on_uvloop,
+    report,
+)
 
 from adapt import Async
 
 MSG = b"x" * 64
 SIZE = len(MSG)
-
-Loop = Callable[[socket.socket, int], Awaitable[float]]
 
 
 # -- adapt ----------------------------------------------------------------
@@ -188,21 +194,6 @@ def blocking_thread(sock: socket.socket, n: int) -> float:
     return rates[0]
 
 
-# -- runners --------------------------------------------------------------
-
-
-def on_asyncio(fn: Loop) -> Callable[[socket.socket, int], float]:
-    return lambda sock, n: asyncio.run(fn(sock, n))
-
-
-def on_uvloop(fn: Loop) -> Callable[[socket.socket, int], float]:
-    return lambda sock, n: uvloop.run(fn(sock, n))
-
-
-def on_trio(fn: Loop) -> Callable[[socket.socket, int], float]:
-    return lambda sock, n: trio.run(fn, sock, n)
-
-
 CASES: dict[str, Callable[[socket.socket, int], float]] = {
     "adapt asyncio": on_asyncio(adapt_loop),
     "adapt uvloop": on_uvloop(adapt_loop),
@@ -232,13 +223,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a fast smoke run")
     parser.add_argument("--n", type=int, help="round trips per case run (default 20000)")
     parser.add_argument("--rounds", type=int, help="measured rounds per case (default 7)")
-    parser.add_argument(
-        "--cpus",
-        choices=["same", "split", "free"],
-        default="same",
-        help="where the peer runs (see _harness.Peer; default: same)",
-    )
-    parser.add_argument("--only", help="run only the cases whose name contains this")
+    add_peer_options(parser, "same")
     args = parser.parse_args()
     n = args.n or (1000 if args.quick else 20_000)
     rounds = args.rounds or (1 if args.quick else 7)
