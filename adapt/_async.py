@@ -38,7 +38,8 @@ from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar, cast, overload
 
 from ._backends import FdWatch, current_backend
 from ._errors import READ, WRITE, ClosedResourceError
-from ._fd import RETRY, Blocked, attempt, fd_ident, fd_of, make_nonblocking
+from ._fd import RETRY, Blocked, attempt, fd_ident, fd_of, make_nonblocking, restore_mode
+from ._predict import DONE, DONE_WAITED, START, initial
 from ._resource import AsyncResource
 
 if TYPE_CHECKING:
@@ -126,8 +127,10 @@ class Async(AsyncResource, Generic[T]):
         "_closed",
         "_watch",
         "_would_block",
-        "_restore",
+        "_mode",
+        "_timeout",
         "_budget",
+        "_pattern",
         "__weakref__",
     )
 
@@ -137,8 +140,10 @@ class Async(AsyncResource, Generic[T]):
     _closed: bool
     _watch: FdWatch | None
     _would_block: tuple[type[BaseException], ...]
-    _restore: Callable[[], None] | None
+    _mode: int
+    _timeout: float | None
     _budget: int
+    _pattern: int
 
     # mypy and pyright pick the shim class from these overloads, so
     # ``await Async(sock).recv(10)`` is typed ``bytes``.  The last one returns
@@ -252,7 +257,8 @@ class Async(AsyncResource, Generic[T]):
         self._watch = None
         self._would_block = would_block
         self._budget = _BUDGET
-        self._restore = make_nonblocking(obj, fd, nonblocking)
+        self._pattern = initial(obj)
+        self._mode, self._timeout = make_nonblocking(obj, fd, nonblocking)
         return self
 
     # -- the two primitives ------------------------------------------------
@@ -265,7 +271,7 @@ class Async(AsyncResource, Generic[T]):
             n = sock.recv_into(buf)                                   # sync
             n = await a.read_with(lambda s: s.recv_into(buf))         # async
         """
-        return self._io(op, READ)
+        return self._io(op, READ, self._obj)
 
     def write_with(self, op: Callable[[T], R]) -> Coroutine[Any, Any, R]:
         """Run ``op(obj)``; while it would block, wait until writable and retry.
@@ -275,9 +281,15 @@ class Async(AsyncResource, Generic[T]):
             n = os.write(fd, data)                                    # sync
             n = await Async(fd).write_with(lambda fd: os.write(fd, data))
         """
-        return self._io(op, WRITE)
+        return self._io(op, WRITE, self._obj)
 
-    async def _io(self, op: Callable[[T], R], direction: int) -> R:
+    async def _io(
+        self, op: Callable[[Any], R], direction: int, arg: Any, direct: bool = False
+    ) -> R:
+        # ``op(arg)`` is the attempt: ``read_with`` passes the op and the
+        # object, a shim a bound method of the object and its one argument
+        # (no closure to allocate and keep while parked).  ``direct``: op
+        # only moves bytes to or from the kernel's buffer (see _predict).
         budget = self._budget - 1
         if budget > 0:
             self._budget = budget
@@ -286,17 +298,30 @@ class Async(AsyncResource, Generic[T]):
             # (before the op, so a cancellation here loses nothing).
             self._budget = _BUDGET
             await self._yield()
-        obj = self._obj
         would_block = self._would_block
+        skip = False
+        if direct:
+            state = self._pattern
+            started = START[direction][state]
+            if started != state:
+                self._pattern = started
+                skip = started > state  # wait first (or, if lower, a probe)
+        done = DONE[direction]
+        want = direction
         while True:
             if self._closed:
                 raise ClosedResourceError("the object is closed")
-            result = attempt(op, obj, direction, would_block)
-            if type(result) is not Blocked:
-                return cast(R, result)
-            if result is RETRY:
-                continue
-            want = result.direction
+            if skip:
+                skip = False
+            else:
+                result = attempt(op, arg, direction, would_block)
+                if type(result) is not Blocked:
+                    self._pattern = done[self._pattern]
+                    return result  # type: ignore[no-any-return]
+                if result is RETRY:
+                    continue
+                want = result.direction
+            done = DONE_WAITED[direction]
             # wait (inlined: this is the hot path) -- see _wait for the commented version
             self._budget = _BUDGET
             watch = self._watch
@@ -430,12 +455,10 @@ class Async(AsyncResource, Generic[T]):
                 raise RuntimeError(
                     "close this Async object from the thread of the event loop using it"
                 )
-        restore, self._restore = self._restore, None
-        if restore is not None:
-            try:
-                restore()
-            except (OSError, ValueError):
-                pass  # the object was closed behind our back
+        try:
+            restore_mode(self._obj, self._fd, self._mode, self._timeout)
+        except (OSError, ValueError):
+            pass  # the object was closed behind our back
 
     def into_inner(self) -> T:
         """Stop adapting: deregister, restore the blocking mode, return the object.

@@ -7,11 +7,19 @@ import os
 import stat
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from ._errors import READ, WRITE, WouldBlock
 
-__all__ = ["RETRY", "Blocked", "attempt", "fd_of", "fd_ident", "make_nonblocking"]
+__all__ = [
+    "RETRY",
+    "Blocked",
+    "attempt",
+    "fd_of",
+    "fd_ident",
+    "make_nonblocking",
+    "restore_mode",
+]
 
 
 def ssl_direction(exc: OSError) -> int | None:
@@ -39,18 +47,18 @@ RETRY = Blocked(-1)
 
 def attempt(
     op: Callable[[Any], Any],
-    obj: object,
+    arg: object,
     direction: int,
     would_block: tuple[type[BaseException], ...],
 ) -> Any:
-    """Run ``op(obj)`` once; a would-block signal comes back as a ``Blocked``.
+    """Run ``op(arg)`` once; a would-block signal comes back as a ``Blocked``.
 
     Catching here rather than in the ``_io`` coroutine matters: a traceback
     that passes through a coroutine's frame makes CPython allocate a frame
     object that lives as long as the coroutine -- for every parked task.
     """
     try:
-        return op(obj)
+        return op(arg)
     except BlockingIOError:
         return BLOCKED[direction]
     except InterruptedError:
@@ -105,30 +113,39 @@ def fd_ident(fd: int) -> tuple[int, int]:
     return (st.st_dev, st.st_ino)
 
 
-def make_nonblocking(obj: object, fd: int, nonblocking: bool) -> Callable[[], None]:
-    """Set non-blocking mode (if asked); return how to restore the original.
+#: bits of the saved mode returned by :func:`make_nonblocking`
+WAS_BLOCKING, IS_SOCKET, SET_TIMEOUT = 1, 2, 4
 
-    The restore step also undoes an O_NONBLOCK that the event loop set behind
-    our back (libuv, under uvloop, sets it on every fd it polls), so
-    ``into_inner()`` hands back the object in the mode it came in.
+
+def make_nonblocking(obj: object, fd: int, nonblocking: bool) -> tuple[int, float | None]:
+    """Set non-blocking mode (if asked); return the saved mode, for :func:`restore_mode`.
+
+    The saved mode is a few bits and a socket's timeout, not a closure: one
+    is kept per wrapped object, and a closure with its cells costs ~500 bytes.
     """
-    was_blocking = os.get_blocking(fd)
+    mode = WAS_BLOCKING if os.get_blocking(fd) else 0
     sock: Any = obj
-    is_socket = callable(getattr(sock, "gettimeout", None)) and callable(
-        getattr(sock, "settimeout", None)
-    )
-    timeout = sock.gettimeout() if is_socket else None
-    if nonblocking:
-        if is_socket:
-            if timeout != 0.0:
-                sock.settimeout(0.0)  # a socket's timeout overrides O_NONBLOCK
-        elif was_blocking:
-            os.set_blocking(fd, False)
+    timeout = None
+    if callable(getattr(sock, "gettimeout", None)) and callable(getattr(sock, "settimeout", None)):
+        mode |= IS_SOCKET
+        timeout = sock.gettimeout()
+        if nonblocking and timeout != 0.0:
+            sock.settimeout(0.0)  # a socket's timeout overrides O_NONBLOCK
+            mode |= SET_TIMEOUT
+    elif nonblocking and mode & WAS_BLOCKING:
+        os.set_blocking(fd, False)
+    return mode, timeout
 
-    def restore() -> None:
-        if is_socket and nonblocking and timeout != 0.0:
-            sock.settimeout(timeout)  # also restores O_NONBLOCK to match
-        if os.get_blocking(fd) != was_blocking:
-            os.set_blocking(fd, was_blocking)
 
-    return restore
+def restore_mode(obj: object, fd: int, mode: int, timeout: float | None) -> None:
+    """Undo :func:`make_nonblocking`.
+
+    This also undoes an O_NONBLOCK that the event loop set behind our back
+    (libuv, under uvloop, sets it on every fd it polls), so ``into_inner()``
+    hands back the object in the mode it came in.
+    """
+    if mode & SET_TIMEOUT:
+        cast(Any, obj).settimeout(timeout)  # also restores O_NONBLOCK to match
+    was_blocking = bool(mode & WAS_BLOCKING)
+    if os.get_blocking(fd) != was_blocking:
+        os.set_blocking(fd, was_blocking)

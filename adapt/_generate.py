@@ -130,17 +130,32 @@ def _method(spec: TypeSpec, name: str, rule: MethodRule) -> list[str]:
         doc += _wrap(rule.note[0].upper() + rule.note[1:] + ".", 8)
     lines = ["", *_call(f"def {name}", params, f" -> Coroutine[Any, Any, {ret}]:", 4)]
     lines += _docstring(doc, 8)
-    direction = _DIRECTIONS[rule.direction]
     defaults = _optional(getattr(spec.stub, name))
     if defaults and rule.call is None and _in_c(spec, name):
         # Passing optional arguments costs a C method some parsing: when they
         # all have their default value, leave them out, as callers do.
         test = " and ".join(f"{p} is None" if d is None else f"{p} == {d!r}" for p, d in defaults)
         short = f"{var}.{name}({', '.join(args[: len(args) - len(defaults)])})"
+        short_args = args[: len(args) - len(defaults)]
         lines += [f"        if {test}:"]
-        lines += _call("return self._io", [f"lambda {var}: {_op(short, rule)}", direction], "", 12)
-    lines += _call("return self._io", [f"lambda {var}: {_op(sync, rule)}", direction], "", 8)
+        lines += _call("return self._io", _io_args(spec, name, rule, short, short_args), "", 12)
+    lines += _call("return self._io", _io_args(spec, name, rule, sync, args), "", 8)
     return lines
+
+
+def _io_args(spec: TypeSpec, name: str, rule: MethodRule, call: str, args: list[str]) -> list[str]:
+    """The arguments of ``Async._io``: ``op, direction, arg[, direct]``.
+
+    A plain one-argument call passes the bound method and its argument: no
+    closure is allocated per call, or kept alive while the task is parked.
+    """
+    direction = _DIRECTIONS[rule.direction]
+    plain = rule.call is None and not rule.none_blocks and rule.ready is None
+    if plain and len(args) == 1 and "=" not in args[0]:
+        items = [f"self._obj.{name}", direction, args[0]]
+    else:
+        items = [f"lambda {spec.var}: {_op(call, rule)}", direction, "self._obj"]
+    return [*items, "True"] if spec.direct else items
 
 
 def _in_c(spec: TypeSpec, name: str) -> bool:

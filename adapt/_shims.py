@@ -151,7 +151,7 @@ class Shim(Generic[_T, _P, _R]):
         if ready is None and not would_block and would_block_if is None:
 
             def shim(self: Async[Any], /, *args: Any, **kwargs: Any) -> Coroutine[Any, Any, _R]:
-                return self._io(lambda obj: method(obj, *args, **kwargs), direction)  # pyright: ignore[reportPrivateUsage]
+                return self._io(lambda obj: method(obj, *args, **kwargs), direction, self._obj)  # pyright: ignore[reportPrivateUsage]
 
         else:
 
@@ -167,7 +167,7 @@ class Shim(Generic[_T, _P, _R]):
                         raise WouldBlock
                     return result
 
-                return self._io(op, direction)  # pyright: ignore[reportPrivateUsage]
+                return self._io(op, direction, self._obj)  # pyright: ignore[reportPrivateUsage]
 
         sync_name = getattr(method, "__qualname__", name)
         shim.__name__ = name

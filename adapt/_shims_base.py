@@ -139,7 +139,12 @@ class _SendAll(Async[_Sock]):
         """
         with memoryview(data) as view, view.cast("B") as rest:
             while rest:
-                sent = await self._io(partial(_send, chunk=rest, flags=flags), WRITE)
+                if flags == 0:
+                    sent = await self._io(self._obj.send, WRITE, rest, True)
+                else:
+                    sent = await self._io(
+                        partial(_send, chunk=rest, flags=flags), WRITE, self._obj, True
+                    )
                 rest = rest[sent:]
 
 
@@ -156,7 +161,8 @@ class SocketBase(_SendAll[socket.socket]):
             conn, addr = sock.accept()                  # sync
             conn, addr = await Async(sock).accept()     # async: Async(conn)
         """
-        conn, address = await self._io(lambda s: s.accept(), READ)
+        conn: socket.socket
+        conn, address = await self._io(lambda s: s.accept(), READ, self._obj, True)
         try:
             return Async(conn), address
         except BaseException:
@@ -238,7 +244,7 @@ class FileIOBase(Async[io.FileIO]):
         """
         if size is None or size < 0:
             return self.readall()
-        return self._io(lambda f: some_or_block(f.read(size)), READ)
+        return self._io(lambda f: some_or_block(f.read(size)), READ, self._obj, True)
 
     async def readall(self) -> bytes:
         """Awaitable ``f.readall()``: reads until end of file.
@@ -249,7 +255,8 @@ class FileIOBase(Async[io.FileIO]):
             data = await Async(f).readall()       # async
         """
         parts: list[bytes] = []
-        while chunk := await self._io(lambda f: some_or_block(f.readall()), READ):
+        obj = self._obj
+        while chunk := await self._io(lambda f: some_or_block(f.readall()), READ, obj, True):
             parts.append(chunk)
         return b"".join(parts)
 

@@ -61,8 +61,8 @@ class AsyncSocket(SocketBase, wraps="socket.socket"):
         Waits until readable while the call would block.
         """
         if flags == 0:
-            return self._io(lambda sock: sock.recv(bufsize), READ)
-        return self._io(lambda sock: sock.recv(bufsize, flags), READ)
+            return self._io(self._obj.recv, READ, bufsize, True)
+        return self._io(lambda sock: sock.recv(bufsize, flags), READ, self._obj, True)
 
     def recv_into(
         self, buffer: WriteableBuffer, nbytes: int = 0, flags: int = 0
@@ -72,8 +72,8 @@ class AsyncSocket(SocketBase, wraps="socket.socket"):
         Waits until readable while the call would block.
         """
         if nbytes == 0 and flags == 0:
-            return self._io(lambda sock: sock.recv_into(buffer), READ)
-        return self._io(lambda sock: sock.recv_into(buffer, nbytes, flags), READ)
+            return self._io(self._obj.recv_into, READ, buffer, True)
+        return self._io(lambda sock: sock.recv_into(buffer, nbytes, flags), READ, self._obj, True)
 
     def recvfrom(self, bufsize: int, flags: int = 0, /) -> Coroutine[Any, Any, tuple[bytes, Any]]:
         """Awaitable ``sock.recvfrom(bufsize, flags)``.
@@ -81,8 +81,8 @@ class AsyncSocket(SocketBase, wraps="socket.socket"):
         Waits until readable while the call would block.
         """
         if flags == 0:
-            return self._io(lambda sock: sock.recvfrom(bufsize), READ)
-        return self._io(lambda sock: sock.recvfrom(bufsize, flags), READ)
+            return self._io(self._obj.recvfrom, READ, bufsize, True)
+        return self._io(lambda sock: sock.recvfrom(bufsize, flags), READ, self._obj, True)
 
     def recvfrom_into(
         self, buffer: WriteableBuffer, nbytes: int = 0, flags: int = 0
@@ -92,8 +92,10 @@ class AsyncSocket(SocketBase, wraps="socket.socket"):
         Waits until readable while the call would block.
         """
         if nbytes == 0 and flags == 0:
-            return self._io(lambda sock: sock.recvfrom_into(buffer), READ)
-        return self._io(lambda sock: sock.recvfrom_into(buffer, nbytes, flags), READ)
+            return self._io(self._obj.recvfrom_into, READ, buffer, True)
+        return self._io(
+            lambda sock: sock.recvfrom_into(buffer, nbytes, flags), READ, self._obj, True
+        )
 
     def recvmsg(
         self, bufsize: int, ancbufsize: int = 0, flags: int = 0, /
@@ -103,8 +105,10 @@ class AsyncSocket(SocketBase, wraps="socket.socket"):
         Waits until readable while the call would block.
         """
         if ancbufsize == 0 and flags == 0:
-            return self._io(lambda sock: sock.recvmsg(bufsize), READ)
-        return self._io(lambda sock: sock.recvmsg(bufsize, ancbufsize, flags), READ)
+            return self._io(self._obj.recvmsg, READ, bufsize, True)
+        return self._io(
+            lambda sock: sock.recvmsg(bufsize, ancbufsize, flags), READ, self._obj, True
+        )
 
     def send(self, data: ReadableBuffer, flags: int = 0, /) -> Coroutine[Any, Any, int]:
         """Awaitable ``sock.send(data, flags)``.
@@ -112,15 +116,15 @@ class AsyncSocket(SocketBase, wraps="socket.socket"):
         Waits until writable while the call would block.
         """
         if flags == 0:
-            return self._io(lambda sock: sock.send(data), WRITE)
-        return self._io(lambda sock: sock.send(data, flags), WRITE)
+            return self._io(self._obj.send, WRITE, data, True)
+        return self._io(lambda sock: sock.send(data, flags), WRITE, self._obj, True)
 
     def sendto(self, data: ReadableBuffer, address: Any, /) -> Coroutine[Any, Any, int]:
         """Awaitable ``sock.sendto(data, address)``.
 
         Waits until writable while the call would block.
         """
-        return self._io(lambda sock: sock.sendto(data, address), WRITE)
+        return self._io(lambda sock: sock.sendto(data, address), WRITE, self._obj, True)
 
     def sendmsg(
         self,
@@ -134,7 +138,9 @@ class AsyncSocket(SocketBase, wraps="socket.socket"):
 
         Waits until writable while the call would block.
         """
-        return self._io(lambda sock: sock.sendmsg(buffers, ancdata, flags, address), WRITE)
+        return self._io(
+            lambda sock: sock.sendmsg(buffers, ancdata, flags, address), WRITE, self._obj, True
+        )
 
 
 class AsyncSSLSocket(SSLBase, wraps="ssl.SSLSocket"):
@@ -163,7 +169,7 @@ class AsyncSSLSocket(SSLBase, wraps="ssl.SSLSocket"):
         Waits until readable while the call would block.
         OpenSSL may ask to wait in the other direction (renegotiation).
         """
-        return self._io(lambda tls: tls.recv(buflen, flags), READ)
+        return self._io(lambda tls: tls.recv(buflen, flags), READ, self._obj)
 
     def recv_into(
         self, buffer: WriteableBuffer, nbytes: int | None = None, flags: int = 0
@@ -173,7 +179,7 @@ class AsyncSSLSocket(SSLBase, wraps="ssl.SSLSocket"):
         Waits until readable while the call would block.
         OpenSSL may ask to wait in the other direction (renegotiation).
         """
-        return self._io(lambda tls: tls.recv_into(buffer, nbytes, flags), READ)
+        return self._io(lambda tls: tls.recv_into(buffer, nbytes, flags), READ, self._obj)
 
     def send(self, data: ReadableBuffer, flags: int = 0) -> Coroutine[Any, Any, int]:
         """Awaitable ``tls.send(data, flags)``.
@@ -181,7 +187,7 @@ class AsyncSSLSocket(SSLBase, wraps="ssl.SSLSocket"):
         Waits until writable while the call would block.
         OpenSSL may ask to wait in the other direction (renegotiation).
         """
-        return self._io(lambda tls: tls.send(data, flags), WRITE)
+        return self._io(lambda tls: tls.send(data, flags), WRITE, self._obj)
 
     def do_handshake(self) -> Coroutine[Any, Any, None]:
         """Awaitable ``tls.do_handshake()``.
@@ -189,7 +195,7 @@ class AsyncSSLSocket(SSLBase, wraps="ssl.SSLSocket"):
         Waits until readable while the call would block.
         Waits in whichever direction OpenSSL asks.
         """
-        return self._io(lambda tls: tls.do_handshake(), READ)
+        return self._io(lambda tls: tls.do_handshake(), READ, self._obj)
 
     def unwrap(self) -> Coroutine[Any, Any, socket.socket]:
         """Awaitable ``tls.unwrap()``.
@@ -197,7 +203,7 @@ class AsyncSSLSocket(SSLBase, wraps="ssl.SSLSocket"):
         Waits until readable while the call would block.
         Sends close_notify, waits for the peer's; returns the plain socket.
         """
-        return self._io(lambda tls: tls.unwrap(), READ)
+        return self._io(lambda tls: tls.unwrap(), READ, self._obj)
 
 
 class AsyncFileIO(FileIOBase, wraps="io.FileIO"):
@@ -224,14 +230,14 @@ class AsyncFileIO(FileIOBase, wraps="io.FileIO"):
 
         Waits until readable while the call would block (returns ``None``).
         """
-        return self._io(lambda f: some_or_block(f.readinto(buffer)), READ)
+        return self._io(lambda f: some_or_block(f.readinto(buffer)), READ, self._obj, True)
 
     def write(self, b: ReadableBuffer, /) -> Coroutine[Any, Any, int]:
         """Awaitable ``f.write(b)``.
 
         Waits until writable while the call would block (returns ``None``).
         """
-        return self._io(lambda f: some_or_block(f.write(b)), WRITE)
+        return self._io(lambda f: some_or_block(f.write(b)), WRITE, self._obj, True)
 
 
 class AsyncConnection(
@@ -267,7 +273,7 @@ class AsyncConnection(
         Waits until readable while the call would block; runs the call only once
         ``message_ready(c)`` is true.
         """
-        return self._io(lambda c: c.recv() if message_ready(c) else not_yet(), READ)
+        return self._io(lambda c: c.recv() if message_ready(c) else not_yet(), READ, self._obj)
 
     def recv_bytes(self, maxlength: int | None = None) -> Coroutine[Any, Any, bytes]:
         """Awaitable ``c.recv_bytes(maxlength)``.
@@ -275,7 +281,9 @@ class AsyncConnection(
         Waits until readable while the call would block; runs the call only once
         ``message_ready(c)`` is true.
         """
-        return self._io(lambda c: c.recv_bytes(maxlength) if message_ready(c) else not_yet(), READ)
+        return self._io(
+            lambda c: c.recv_bytes(maxlength) if message_ready(c) else not_yet(), READ, self._obj
+        )
 
     def recv_bytes_into(self, buf: Any, offset: int = 0) -> Coroutine[Any, Any, int]:
         """Awaitable ``c.recv_bytes_into(buf, offset)``.
@@ -284,7 +292,9 @@ class AsyncConnection(
         ``message_ready(c)`` is true.
         """
         return self._io(
-            lambda c: c.recv_bytes_into(buf, offset) if message_ready(c) else not_yet(), READ
+            lambda c: c.recv_bytes_into(buf, offset) if message_ready(c) else not_yet(),
+            READ,
+            self._obj,
         )
 
     def send(self, obj: _S) -> Coroutine[Any, Any, None]:
@@ -293,7 +303,7 @@ class AsyncConnection(
         Waits until writable while the call would block; runs the call only once ``room_to_send(c)``
         is true.
         """
-        return self._io(lambda c: c.send(obj) if room_to_send(c) else not_yet(), WRITE)
+        return self._io(lambda c: c.send(obj) if room_to_send(c) else not_yet(), WRITE, self._obj)
 
     def send_bytes(
         self, buf: ReadableBuffer, offset: int = 0, size: int | None = None
@@ -304,7 +314,9 @@ class AsyncConnection(
         is true.
         """
         return self._io(
-            lambda c: c.send_bytes(buf, offset, size) if room_to_send(c) else not_yet(), WRITE
+            lambda c: c.send_bytes(buf, offset, size) if room_to_send(c) else not_yet(),
+            WRITE,
+            self._obj,
         )
 
 
@@ -331,7 +343,7 @@ class AsyncFD(FDBase, wraps="builtins.int"):
 
         Waits until readable while the call would block.
         """
-        return self._io(lambda fd: os.read(fd, n), READ)
+        return self._io(lambda fd: os.read(fd, n), READ, self._obj, True)
 
     def readinto(self, buffer: WriteableBuffer, /) -> Coroutine[Any, Any, int]:
         """Awaitable ``os.readv(fd, [buffer])``.
@@ -339,7 +351,7 @@ class AsyncFD(FDBase, wraps="builtins.int"):
         Waits until readable while the call would block.
         Fills ``buffer``, returns the count read.
         """
-        return self._io(lambda fd: os.readv(fd, [buffer]), READ)
+        return self._io(lambda fd: os.readv(fd, [buffer]), READ, self._obj, True)
 
     def write(self, data: ReadableBuffer, /) -> Coroutine[Any, Any, int]:
         """Awaitable ``os.write(fd, data)``.
@@ -347,4 +359,4 @@ class AsyncFD(FDBase, wraps="builtins.int"):
         Waits until writable while the call would block.
         Returns the count written.
         """
-        return self._io(lambda fd: os.write(fd, data), WRITE)
+        return self._io(lambda fd: os.write(fd, data), WRITE, self._obj, True)

@@ -83,6 +83,9 @@ class TypeSpec:
     params: tuple[str, ...] = ()
     #: keep the fd in blocking mode unless told otherwise
     nonblocking: bool = True
+    #: the methods move bytes between the caller and the kernel's buffer, with
+    #: no buffer of their own (``Async._io`` may then wait before trying)
+    direct: bool = False
 
     def rules(self) -> Iterable[tuple[str, MethodRule]]:
         for name, value in vars(self.stub).items():
@@ -138,9 +141,10 @@ def _wrapped(
     signal: str,
     params: tuple[str, ...] = (),
     nonblocking: bool = True,
+    direct: bool = False,
 ) -> Callable[[type[_S]], type[_S]]:
     def register(stub: type[_S]) -> type[_S]:
-        spec = TypeSpec(stub, wraps, name, base, var, example, signal, params, nonblocking)
+        spec = TypeSpec(stub, wraps, name, base, var, example, signal, params, nonblocking, direct)
         CATALOG.append(spec)
         return stub
 
@@ -157,6 +161,7 @@ _SSL_NOTE = "OpenSSL may ask to wait in the other direction (renegotiation)"
     "sock",
     ("data = sock.recv(1024)", "data = await Async(sock).recv(1024)"),
     "raises ``BlockingIOError``",
+    direct=True,
 )
 class SocketSpec(Protocol):
     """A ``socket.socket`` (TCP, UDP, Unix, raw...)."""
@@ -248,6 +253,7 @@ class SSLSocketSpec(Protocol):
     "f",
     ("data = f.read(4096)", "data = await Async(f).read(4096)"),
     "returns ``None``",
+    direct=True,
 )
 class FileIOSpec(Protocol):
     """An unbuffered ``io.FileIO`` over a pipe, FIFO, pty or character device
@@ -307,6 +313,7 @@ class ConnectionSpec(Protocol, Generic[_S_contra, _R_co]):
     "fd",
     ("data = os.read(fd, 4096)", "data = await Async(fd).read(4096)"),
     "raises ``BlockingIOError``",
+    direct=True,
 )
 class FDSpec(Protocol):
     """A raw int fd (pipe, pty, eventfd, inotify...): ``os.read`` and

@@ -1,6 +1,8 @@
 """Test harness: every ``async def`` test runs on asyncio, uvloop and trio.
 
 * ``@pytest.mark.backends("trio", ...)`` narrows the set for loop-specific tests.
+* The core's tests (``CORE_MODULES``) also run on ``trio-public``: trio with
+  the backend's fast path off, so the public-API fallback stays tested.
 * Each run has a timeout inside the loop (``fail_after``), besides
   pytest-timeout's per-test limit outside it.
 * ``_no_leaks`` (autouse) fails a test that leaks fds, threads, loop
@@ -23,6 +25,7 @@ import anyio
 import pytest
 
 BACKENDS = ("asyncio", "uvloop", "trio")
+CORE_MODULES = {"test_async_core", "test_async_lifecycle", "test_async_io", "test_async_property"}
 ASYNC_TIMEOUT = 30.0
 
 
@@ -44,7 +47,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if not inspect.iscoroutinefunction(metafunc.function):
         return
     marker = metafunc.definition.get_closest_marker("backends")
-    names = marker.args if marker else BACKENDS
+    names = tuple(marker.args if marker else BACKENDS)
+    if "trio" in names and metafunc.module.__name__.rpartition(".")[2] in CORE_MODULES:
+        names += ("trio-public",)
     metafunc.parametrize("backend", names, ids=names)
 
 
@@ -117,7 +122,7 @@ def run_async(backend: str, fn: Callable[..., Any], **kwargs: Any) -> None:
 
     async def main() -> None:
         await anyio.sleep(0)  # let the loop's own system tasks settle
-        baseline = _trio_io() if backend == "trio" else None
+        baseline = _trio_io() if backend.startswith("trio") else None
         with anyio.fail_after(ASYNC_TIMEOUT):
             await fn(**kwargs)
         left = await _registrations_left(baseline)
@@ -125,6 +130,14 @@ def run_async(backend: str, fn: Callable[..., Any], **kwargs: Any) -> None:
 
     if backend == "trio":
         anyio.run(main, backend="trio")
+    elif backend == "trio-public":
+        from adapt._backends import _trio
+
+        _trio.FAST_PATH = False
+        try:
+            anyio.run(main, backend="trio")
+        finally:
+            _trio.FAST_PATH = True
     elif backend == "uvloop":
         anyio.run(main, backend="asyncio", backend_options={"use_uvloop": True})
     else:
