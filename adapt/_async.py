@@ -290,22 +290,24 @@ class Async(AsyncResource, Generic[T]):
         # object, a shim a bound method of the object and its one argument
         # (no closure to allocate and keep while parked).  ``direct``: op
         # only moves bytes to or from the kernel's buffer (see _predict).
-        budget = self._budget - 1
-        if budget > 0:
-            self._budget = budget
+        # (Few locals: the coroutine lives as long as the task waits, and
+        # each one costs 8 bytes per parked task.)
+        state = self._budget - 1
+        if state > 0:
+            self._budget = state
         else:
             # A long run of ops that never had to wait: let other tasks run
             # (before the op, so a cancellation here loses nothing).
             self._budget = _BUDGET
             await self._yield()
-        would_block = self._would_block
         skip = False
+        result: Any
         if direct:
             state = self._pattern
-            started = START[direction][state]
-            if started != state:
-                self._pattern = started
-                skip = started > state  # wait first (or, if lower, a probe)
+            result = START[direction][state]
+            if result != state:
+                self._pattern = result
+                skip = result > state  # wait first (or, if lower, a probe)
         done = DONE[direction]
         want = direction
         while True:
@@ -314,7 +316,7 @@ class Async(AsyncResource, Generic[T]):
             if skip:
                 skip = False
             else:
-                result = attempt(op, arg, direction, would_block)
+                result = attempt(op, arg, direction, self._would_block)
                 if type(result) is not Blocked:
                     self._pattern = done[self._pattern]
                     return result  # type: ignore[no-any-return]
@@ -328,21 +330,21 @@ class Async(AsyncResource, Generic[T]):
             if watch is None or not watch.current():
                 watch = self._bind()
             try:
-                waiter = watch.arm(want)
+                result = watch.arm(want)
             except ClosedResourceError:
                 if self._closed:
                     raise
                 continue
             try:
-                await waiter
+                await result
             except BaseException as exc:
-                err = watch.settle(want, waiter, exc)
-                if err is None or (isinstance(err, ClosedResourceError) and not self._closed):
+                result = watch.settle(want, result, exc)
+                if result is None or (isinstance(result, ClosedResourceError) and not self._closed):
                     continue
-                if err is exc:
+                if result is exc:
                     raise
-                raise err from None
-            watch.settle(want, waiter, None)
+                raise result from None
+            watch.settle(want, result, None)
 
     async def _yield(self) -> None:
         watch = self._watch

@@ -128,10 +128,11 @@ def make_nonblocking(obj: object, fd: int, nonblocking: bool) -> tuple[int, floa
     timeout = None
     if callable(getattr(sock, "gettimeout", None)) and callable(getattr(sock, "settimeout", None)):
         mode |= IS_SOCKET
-        timeout = sock.gettimeout()
-        if nonblocking and timeout != 0.0:
+        was = sock.gettimeout()
+        if nonblocking and was != 0.0:
             sock.settimeout(0.0)  # a socket's timeout overrides O_NONBLOCK
             mode |= SET_TIMEOUT
+            timeout = was
     elif nonblocking and mode & WAS_BLOCKING:
         os.set_blocking(fd, False)
     return mode, timeout
