@@ -14,9 +14,9 @@ readable.  For them, when the previous op on the wrapper went the other way
 and the last op in this direction had to wait, the op waits first.  Nothing
 changes but the order of two steps: readiness is level-triggered, so data
 that is already there is reported by the next poll, and the op still runs
-in the awaiting task (cancellation loses nothing).  Every eighth predicted
-wait tries first anyway (a *probe*): if the data was there, the prediction
-is dropped until an op has to wait again.
+in the awaiting task (cancellation loses nothing).  Every sixteenth
+predicted wait tries first anyway (a *probe*): if the data was there, the
+prediction is dropped until an op has to wait again.
 
 A subclass of those types may buffer in user space (its ``recv`` could
 return data while the fd is not readable), so only the exact types qualify.
@@ -25,7 +25,7 @@ The state is one small int per wrapper, and both steps are table lookups:
 
 * bit ``1 << direction``: the last op in that direction waited;
 * bit 2: the last op was a write;
-* bits 3-5: predicted waits since the last probe;
+* bits 3-6: predicted waits since the last probe;
 * :data:`NEVER`: the object is not of a direct type; the state never changes.
 """
 
@@ -40,9 +40,9 @@ __all__ = ["DONE", "DONE_WAITED", "NEVER", "START", "initial"]
 
 _LAST_WRITE = 4
 _COUNT = 8  # one predicted wait
-_PROBE_AT = 7  # predicted waits in a row before a probe
+_PROBE_AT = 15  # predicted waits in a row before a probe
 #: the state of a wrapper whose object may buffer in user space
-NEVER = 64
+NEVER = 128
 
 #: types whose own methods read and write the kernel's buffer directly
 _DIRECT_TYPES = frozenset({socket.socket, io.FileIO, int})

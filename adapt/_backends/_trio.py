@@ -12,13 +12,16 @@ operation: if it would block again it becomes the next leader.
 The leader's wait, fast path: on Linux trio's I/O manager keeps, per fd, the
 task waiting to read and to write (``EpollWaiters``), and re-arms a one-shot
 epoll registration from them (``_update_registrations``).  ``wait_readable``
-is three coroutine frames deep before it parks the task; the leader sets the
-task itself and parks with ``wait_task_rescheduled`` -- the same steps, the
-same registration and wake-up, minus the frames: about 0.7 us per wait and
-650 bytes per parked task.  These are trio internals, so :class:`_Reactor`
-checks their shape when a run first wraps an fd and otherwise uses the
-public ``wait_readable``/``wait_writable`` (also used when a task outside
-adapt already waits on the fd, so trio raises its ``BusyResourceError``).
+is five frames deep when it parks the task (three coroutines, then
+``wait_task_rescheduled`` and the generator that yields to the run loop);
+the leader sets the task itself and yields the same ``WaitTaskRescheduled``
+message from one generator, :func:`_park` -- the same registration, parking,
+cancellation and wake-up, minus four frames: about 1 us per wait, and 900
+bytes per parked task.  These are trio internals, so :func:`_epoll_manager`
+checks their shape when a run first wraps an fd and otherwise the public
+``wait_readable``/``wait_writable`` are used (they are also used when a task
+outside adapt already waits on the fd, so that trio raises its
+``BusyResourceError``).
 ``arm`` is KI-protected like trio's own primitives: a KeyboardInterrupt
 cannot land between registering the task and returning; one landing at the
 very start of the wait unwinds through ``settle``, which drops the
@@ -32,7 +35,9 @@ wakes the leader with ``trio.ClosedResourceError`` (mapped to adapt's).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Coroutine
+import importlib
+import types
+from collections.abc import Awaitable, Callable, Coroutine, Generator
 from threading import get_ident
 from typing import Any
 
@@ -45,12 +50,34 @@ __all__ = ["BACKEND"]
 
 _wait_readable = trio.lowlevel.wait_readable
 _wait_writable = trio.lowlevel.wait_writable
-_wait_task_rescheduled = trio.lowlevel.wait_task_rescheduled
 _current_task = trio.lowlevel.current_task
 _reschedule = trio.lowlevel.reschedule
 _current_token = trio.lowlevel.current_trio_token
 _SUCCEEDED = trio.lowlevel.Abort.SUCCEEDED
 _TrioClosed = trio.ClosedResourceError
+
+
+def _internals() -> Any:
+    """trio internals for the fast path (see the module docstring), or None."""
+    try:
+        epoll = importlib.import_module("trio._core._io_epoll")
+        run = importlib.import_module("trio._core._run")
+        traps = importlib.import_module("trio._core._traps")
+        return types.SimpleNamespace(
+            manager=epoll.EpollIOManager,
+            waiters=epoll.EpollWaiters,
+            context=run.GLOBAL_RUN_CONTEXT,
+            park=traps.WaitTaskRescheduled,
+        )
+    except (ImportError, AttributeError):  # not Linux, or another layout
+        return None
+
+
+_TRIO: Any = _internals()
+#: what a task yields to trio's run loop to park, and the run's thread-local
+#: state (whose ``task`` is the current task): fast path only
+_WaitTaskRescheduled: Any = _TRIO.park if _TRIO is not None else None
+_CONTEXT: Any = _TRIO.context if _TRIO is not None else None
 
 #: use trio's I/O manager directly when its shape is the expected one
 FAST_PATH = True
@@ -58,18 +85,13 @@ FAST_PATH = True
 
 def _epoll_manager() -> Any:
     """The current run's epoll I/O manager, if it has the expected shape."""
-    if not FAST_PATH:
+    if not FAST_PATH or _TRIO is None:
         return None
-    try:
-        from trio._core._io_epoll import EpollIOManager, EpollWaiters
-        from trio._core._run import GLOBAL_RUN_CONTEXT
-    except ImportError:
-        return None  # not Linux, or another trio layout
-    io = getattr(getattr(GLOBAL_RUN_CONTEXT, "runner", None), "io_manager", None)
-    if type(io) is not EpollIOManager:
+    io = getattr(getattr(_TRIO.context, "runner", None), "io_manager", None)
+    if type(io) is not _TRIO.manager:
         return None
     registered = getattr(io, "_registered", None)
-    fields = getattr(EpollWaiters, "__attrs_attrs__", ())
+    fields = getattr(_TRIO.waiters, "__attrs_attrs__", ())
     names = {getattr(field, "name", None) for field in fields}
     if (
         not isinstance(registered, dict)
@@ -147,13 +169,13 @@ class _Watch:
             waiters = io._registered[self.fd]
             if direction == READ:
                 if waiters.read_task is None:
-                    waiters.read_task = _current_task()
+                    waiters.read_task = _CONTEXT.task
                     io._update_registrations(self.fd)
-                    return _wait_task_rescheduled(self._abort_read)
+                    return _park(self._abort_read)
             elif waiters.write_task is None:
-                waiters.write_task = _current_task()
+                waiters.write_task = _CONTEXT.task
                 io._update_registrations(self.fd)
-                return _wait_task_rescheduled(self._abort_write)
+                return _park(self._abort_write)
         return _wait_readable(self.fd) if direction == READ else _wait_writable(self.fd)
 
     def _abort_read(self, _: object) -> trio.lowlevel.Abort:
@@ -176,7 +198,7 @@ class _Watch:
     def settle(
         self, direction: int, waiter: Any, exc: BaseException | None
     ) -> BaseException | None:
-        if waiter.cr_code is not _FOLLOW_CODE:
+        if type(waiter) is not _Coroutine or waiter.cr_code is not _FOLLOW_CODE:
             # the leader's wait ended, for whatever reason: wake the followers,
             # one of which becomes the next leader when it retries
             self.leading &= ~(1 << direction)
@@ -245,6 +267,14 @@ async def _follow(watch: _Watch, direction: int) -> None:
 
 
 _FOLLOW_CODE = _follow.__code__
+_Coroutine = types.CoroutineType
+
+
+@types.coroutine
+def _park(abort: Callable[[Any], trio.lowlevel.Abort]) -> Generator[Any, Any, None]:
+    """``wait_task_rescheduled``, one frame instead of two."""
+    return (yield _WaitTaskRescheduled(abort)).unwrap()  # type: ignore[no-any-return]
+
 
 # like trio's own primitives: no KeyboardInterrupt between registering a task
 # and parking it (see the module docstring)
