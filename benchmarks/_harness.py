@@ -200,6 +200,43 @@ def _peer_main(ctl_fd: int) -> None:
                 raise ValueError(f"unknown peer mode {mode!r}")
 
 
+# -- glibc malloc's policy for large blocks ----------------------------------
+#
+# asyncio's selector transports (streams, Protocol) read with
+# ``recv(256 KiB)`` and shrink the result.  Whether glibc serves that block
+# from memory the heap already holds, or maps fresh pages for it (an mmap
+# and page faults on every read), depends on the process's history: a fresh
+# process maps (blocks over 128 KiB), and glibc raises that threshold the
+# first time the program frees a large mapped block -- but trims and
+# re-grows the heap top depending on what else lives there.  Left alone,
+# the streams and Protocol cases switch between the two from round to round
+# (about 2x apart); no other case allocates such blocks.  So the ping-pong
+# benchmark pins the policy: "warm" (large blocks reused from the heap, the
+# state a long-running program usually reaches) for every case, and "fresh"
+# (glibc's initial policy, kept: every large block freshly mapped) for the
+# extra asyncio streams/Protocol cases named so.
+
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+
+
+def pin_malloc(state: str) -> None:
+    """Pin glibc's large-block policy: ``"warm"`` or ``"fresh"`` (see above)."""
+    import ctypes
+
+    libc = ctypes.CDLL("libc.so.6")
+    if state == "warm":
+        mmap_threshold, trim_threshold = 32 << 20, 64 << 20
+    elif state == "fresh":
+        mmap_threshold, trim_threshold = 128 << 10, 128 << 10  # glibc's initial values
+    else:
+        raise ValueError(f"state must be 'warm' or 'fresh', not {state!r}")
+    if not (
+        libc.mallopt(_M_MMAP_THRESHOLD, mmap_threshold)
+        and libc.mallopt(_M_TRIM_THRESHOLD, trim_threshold)
+    ):
+        raise OSError("mallopt failed")
+
+
 def rss_bytes() -> int:
     """Resident set size of this process (Linux)."""
     with open("/proc/self/statm") as f:

@@ -5,6 +5,8 @@ blocking echo loop in a separate process (see ``_harness.Peer``), starts a
 fresh event loop, and times ``--n`` round trips inside it: send 64 bytes,
 receive until the 64 bytes came back.  All cases run interleaved in one
 process; each reports the median of its rounds, in round trips per second.
+glibc's policy for large blocks is pinned (see ``_harness.pin_malloc``):
+asyncio streams and Protocol run twice, with the heap warm and fresh.
 
     python benchmarks/bench_pingpong.py            # full run (~2 minutes)
     python benchmarks/bench_pingpong.py --quick    # smoke run (seconds)
@@ -30,6 +32,7 @@ from _harness import (
     on_asyncio,
     on_trio,
     on_uvloop,
+    pin_malloc,
     report,
 )
 
@@ -194,6 +197,23 @@ def blocking_thread(sock: socket.socket, n: int) -> float:
     return rates[0]
 
 
+def fresh_malloc(
+    run: Callable[[socket.socket, int], float],
+) -> Callable[[socket.socket, int], float]:
+    """``run`` with glibc's initial large-block policy (every case else: warm)."""
+
+    def fresh(sock: socket.socket, n: int) -> float:
+        pin_malloc("fresh")
+        try:
+            return run(sock, n)
+        finally:
+            pin_malloc("warm")
+
+    return fresh
+
+
+FRESH = " (fresh malloc)"
+
 CASES: dict[str, Callable[[socket.socket, int], float]] = {
     "adapt asyncio": on_asyncio(adapt_loop),
     "adapt uvloop": on_uvloop(adapt_loop),
@@ -201,6 +221,8 @@ CASES: dict[str, Callable[[socket.socket, int], float]] = {
     "asyncio sock_recv/sock_sendall": on_asyncio(sock_recv_loop),
     "asyncio streams": on_asyncio(streams_loop),
     "asyncio Protocol": on_asyncio(protocol_loop),
+    "asyncio streams" + FRESH: fresh_malloc(on_asyncio(streams_loop)),
+    "asyncio Protocol" + FRESH: fresh_malloc(on_asyncio(protocol_loop)),
     "uvloop Protocol": on_uvloop(protocol_loop),
     "anyio.wait_readable loop (asyncio)": on_asyncio(anyio_loop),
     "trio wait_readable loop": on_trio(trio_raw_loop),
@@ -211,6 +233,7 @@ CASES: dict[str, Callable[[socket.socket, int], float]] = {
 TARGETS = [
     ("adapt asyncio", "asyncio sock_recv/sock_sendall", 1.05),
     ("adapt asyncio", "asyncio streams", 1.15),
+    ("adapt asyncio", "asyncio streams" + FRESH, 1.15),
     ("adapt uvloop", "uvloop Protocol", 0.75),
     ("adapt trio", "trio wait_readable loop", 1.0),
     ("adapt trio", "trio SocketStream", 1.3),
@@ -229,6 +252,7 @@ def main() -> None:
     rounds = args.rounds or (1 if args.quick else 7)
 
     load = os.getloadavg()[0]
+    pin_malloc("warm")
     with Peer(args.cpus) as peer:
 
         def case(run: Callable[[socket.socket, int], float]) -> Callable[[], float]:
