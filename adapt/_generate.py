@@ -13,8 +13,11 @@ type checkers the signature (through ``ParamSpec``) but not ``inspect`` (C
 methods have none), and their ``*args`` forwarding costs a little on every
 call.  So the built-in shims are plain source: one method per sync method,
 parameters copied from the stub in the catalog, forwarding them by position
-to a lambda run by ``Async._io`` -- exactly what a hand-written
-``read_with(lambda s: s.recv(n))`` does, minus one call.
+to ``Async._io``: a one-argument call as the bound method and its argument
+(``self._io(self._obj.recv, READ, n)``: no closure to allocate, or to keep
+while the task is parked), any other as a lambda -- what a hand-written
+``read_with(lambda s: s.recv(n))`` does, minus one call.  Types marked
+``direct`` in the catalog pass ``True`` for predicted waits (``_predict``).
 
 Stale generated code is the risk of this design, so the output is committed
 and ``--check`` compares whole files: the module, and the listing section of
