@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar, cast, overload
 from ._backends import FdWatch, current_backend
 from ._errors import READ, WRITE, ClosedResourceError
 from ._fd import RETRY, Blocked, attempt, fd_ident, fd_of, make_nonblocking, restore_mode
-from ._predict import DONE, DONE_WAITED, START, initial
+from ._predict import DONE, DONE_WAITED, START, alive, initial
 from ._resource import AsyncResource
 
 if TYPE_CHECKING:
@@ -307,15 +307,15 @@ class Async(AsyncResource, Generic[T]):
             result = START[direction][state]
             if result != state:
                 self._pattern = result
-                skip = result > state  # wait first (or, if lower, a probe)
+                # wait first (or, if lower, a probe) -- unless the object was
+                # closed behind our back: then the op reports it
+                skip = result > state and alive(self._obj)
         done = DONE[direction]
         want = direction
         while True:
             if self._closed:
                 raise ClosedResourceError("the object is closed")
-            if skip:
-                skip = False
-            else:
+            if not skip:
                 result = attempt(op, arg, direction, self._would_block)
                 if type(result) is not Blocked:
                     self._pattern = done[self._pattern]
@@ -334,7 +334,14 @@ class Async(AsyncResource, Generic[T]):
             except ClosedResourceError:
                 if self._closed:
                     raise
+                skip = False
                 continue
+            except Exception:
+                if not skip:
+                    raise
+                skip = False  # a predicted wait could not start: try the op
+                continue
+            skip = False
             try:
                 await result
             except BaseException as exc:

@@ -141,12 +141,17 @@ def _method(spec: TypeSpec, name: str, rule: MethodRule) -> list[str]:
         short = f"{var}.{name}({', '.join(args[: len(args) - len(defaults)])})"
         short_args = args[: len(args) - len(defaults)]
         lines += [f"        if {test}:"]
-        lines += _call("return self._io", _io_args(spec, name, rule, short, short_args), "", 12)
-    lines += _call("return self._io", _io_args(spec, name, rule, sync, args), "", 8)
+        io_args = _io_args(spec, name, rule, short, short_args, spec.direct)
+        lines += _call("return self._io", io_args, "", 12)
+    # with flags (MSG_OOB...), readiness may not mean "data": no predicted waits
+    io_args = _io_args(spec, name, rule, sync, args, spec.direct and not defaults)
+    lines += _call("return self._io", io_args, "", 8)
     return lines
 
 
-def _io_args(spec: TypeSpec, name: str, rule: MethodRule, call: str, args: list[str]) -> list[str]:
+def _io_args(
+    spec: TypeSpec, name: str, rule: MethodRule, call: str, args: list[str], direct: bool
+) -> list[str]:
     """The arguments of ``Async._io``: ``op, direction, arg[, direct]``.
 
     A plain one-argument call passes the bound method and its argument: no
@@ -158,7 +163,7 @@ def _io_args(spec: TypeSpec, name: str, rule: MethodRule, call: str, args: list[
         items = [f"self._obj.{name}", direction, args[0]]
     else:
         items = [f"lambda {spec.var}: {_op(call, rule)}", direction, "self._obj"]
-    return [*items, "True"] if spec.direct else items
+    return [*items, "True"] if direct else items
 
 
 def _in_c(spec: TypeSpec, name: str) -> bool:

@@ -8,8 +8,8 @@ reply to a request just sent cannot be there yet, so ``recv`` fails (a
 syscall and an exception) before the task waits for the reply.
 
 For ops that only move bytes between the caller and the kernel's buffer --
-the built-in shims of a plain ``socket.socket``, ``io.FileIO`` or int fd --
-there is no library buffer that could hold data while the fd is not
+the built-in shims of a plain ``socket.socket`` or ``io.FileIO``, without
+flags -- there is no library buffer that could hold data while the fd is not
 readable.  For them, when the previous op on the wrapper went the other way
 and the last op in this direction had to wait, the op waits first.  Nothing
 changes but the order of two steps: readiness is level-triggered, so data
@@ -18,8 +18,19 @@ in the awaiting task (cancellation loses nothing).  Every sixteenth
 predicted wait tries first anyway (a *probe*): if the data was there, the
 prediction is dropped until an op has to wait again.
 
-A subclass of those types may buffer in user space (its ``recv`` could
-return data while the fd is not readable), so only the exact types qualify.
+Where readiness and "the op would return data" part ways, an op must try
+first, so these never predict:
+
+* a subclass of those types (its ``recv`` may buffer in user space);
+* a socket with ``SO_RCVLOWAT`` above 1 (epoll waits for the low-water mark,
+  ``recv`` does not) and a terminal (in raw mode, ``VMIN``), checked when
+  wrapped;
+* calls with flags (``MSG_OOB`` data is signalled by ``EPOLLPRI``);
+* an object closed behind adapt's back (checked before each predicted wait,
+  without a syscall), so the op reports the error instead of a wait on a
+  dead fd.
+
+Every op updates the state; only the direct ones act on it.
 
 The state is one small int per wrapper, and both steps are table lookups:
 
@@ -32,11 +43,13 @@ The state is one small int per wrapper, and both steps are table lookups:
 from __future__ import annotations
 
 import io
+import os
 import socket
+from typing import Any
 
 from ._errors import READ, WRITE
 
-__all__ = ["DONE", "DONE_WAITED", "NEVER", "START", "initial"]
+__all__ = ["DONE", "DONE_WAITED", "NEVER", "START", "alive", "initial"]
 
 _LAST_WRITE = 4
 _COUNT = 8  # one predicted wait
@@ -44,13 +57,27 @@ _PROBE_AT = 15  # predicted waits in a row before a probe
 #: the state of a wrapper whose object may buffer in user space
 NEVER = 128
 
-#: types whose own methods read and write the kernel's buffer directly
-_DIRECT_TYPES = frozenset({socket.socket, io.FileIO, int})
+
+def initial(obj: Any) -> int:
+    """The state of a new wrapper of ``obj`` (one syscall for a direct type)."""
+    # exact types only: a subclass's methods may buffer in user space
+    try:
+        if type(obj) is socket.socket:
+            direct = obj.getsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT) <= 1
+        elif type(obj) is io.FileIO:
+            direct = not os.isatty(obj.fileno())
+        else:
+            direct = False
+    except (OSError, ValueError):
+        direct = False
+    return 0 if direct else NEVER
 
 
-def initial(obj: object) -> int:
-    """The state of a new wrapper of ``obj``."""
-    return 0 if type(obj) in _DIRECT_TYPES else NEVER
+def alive(obj: Any) -> bool:
+    """False when a direct object was closed (behind adapt's back); no syscall."""
+    if type(obj) is socket.socket:
+        return bool(obj.fileno() >= 0)
+    return not obj.closed
 
 
 def _start(state: int, direction: int) -> int:

@@ -142,9 +142,7 @@ class _SendAll(Async[_Sock]):
                 if flags == 0:
                     sent = await self._io(self._obj.send, WRITE, rest, True)
                 else:
-                    sent = await self._io(
-                        partial(_send, chunk=rest, flags=flags), WRITE, self._obj, True
-                    )
+                    sent = await self._io(partial(_send, chunk=rest, flags=flags), WRITE, self._obj)
                 rest = rest[sent:]
 
 

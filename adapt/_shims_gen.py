@@ -62,7 +62,7 @@ class AsyncSocket(SocketBase, wraps="socket.socket"):
         """
         if flags == 0:
             return self._io(self._obj.recv, READ, bufsize, True)
-        return self._io(lambda sock: sock.recv(bufsize, flags), READ, self._obj, True)
+        return self._io(lambda sock: sock.recv(bufsize, flags), READ, self._obj)
 
     def recv_into(
         self, buffer: WriteableBuffer, nbytes: int = 0, flags: int = 0
@@ -73,7 +73,7 @@ class AsyncSocket(SocketBase, wraps="socket.socket"):
         """
         if nbytes == 0 and flags == 0:
             return self._io(self._obj.recv_into, READ, buffer, True)
-        return self._io(lambda sock: sock.recv_into(buffer, nbytes, flags), READ, self._obj, True)
+        return self._io(lambda sock: sock.recv_into(buffer, nbytes, flags), READ, self._obj)
 
     def recvfrom(self, bufsize: int, flags: int = 0, /) -> Coroutine[Any, Any, tuple[bytes, Any]]:
         """Awaitable ``sock.recvfrom(bufsize, flags)``.
@@ -82,7 +82,7 @@ class AsyncSocket(SocketBase, wraps="socket.socket"):
         """
         if flags == 0:
             return self._io(self._obj.recvfrom, READ, bufsize, True)
-        return self._io(lambda sock: sock.recvfrom(bufsize, flags), READ, self._obj, True)
+        return self._io(lambda sock: sock.recvfrom(bufsize, flags), READ, self._obj)
 
     def recvfrom_into(
         self, buffer: WriteableBuffer, nbytes: int = 0, flags: int = 0
@@ -93,9 +93,7 @@ class AsyncSocket(SocketBase, wraps="socket.socket"):
         """
         if nbytes == 0 and flags == 0:
             return self._io(self._obj.recvfrom_into, READ, buffer, True)
-        return self._io(
-            lambda sock: sock.recvfrom_into(buffer, nbytes, flags), READ, self._obj, True
-        )
+        return self._io(lambda sock: sock.recvfrom_into(buffer, nbytes, flags), READ, self._obj)
 
     def recvmsg(
         self, bufsize: int, ancbufsize: int = 0, flags: int = 0, /
@@ -106,9 +104,7 @@ class AsyncSocket(SocketBase, wraps="socket.socket"):
         """
         if ancbufsize == 0 and flags == 0:
             return self._io(self._obj.recvmsg, READ, bufsize, True)
-        return self._io(
-            lambda sock: sock.recvmsg(bufsize, ancbufsize, flags), READ, self._obj, True
-        )
+        return self._io(lambda sock: sock.recvmsg(bufsize, ancbufsize, flags), READ, self._obj)
 
     def send(self, data: ReadableBuffer, flags: int = 0, /) -> Coroutine[Any, Any, int]:
         """Awaitable ``sock.send(data, flags)``.
@@ -117,7 +113,7 @@ class AsyncSocket(SocketBase, wraps="socket.socket"):
         """
         if flags == 0:
             return self._io(self._obj.send, WRITE, data, True)
-        return self._io(lambda sock: sock.send(data, flags), WRITE, self._obj, True)
+        return self._io(lambda sock: sock.send(data, flags), WRITE, self._obj)
 
     def sendto(self, data: ReadableBuffer, address: Any, /) -> Coroutine[Any, Any, int]:
         """Awaitable ``sock.sendto(data, address)``.
@@ -343,7 +339,7 @@ class AsyncFD(FDBase, wraps="builtins.int"):
 
         Waits until readable while the call would block.
         """
-        return self._io(lambda fd: os.read(fd, n), READ, self._obj, True)
+        return self._io(lambda fd: os.read(fd, n), READ, self._obj)
 
     def readinto(self, buffer: WriteableBuffer, /) -> Coroutine[Any, Any, int]:
         """Awaitable ``os.readv(fd, [buffer])``.
@@ -351,7 +347,7 @@ class AsyncFD(FDBase, wraps="builtins.int"):
         Waits until readable while the call would block.
         Fills ``buffer``, returns the count read.
         """
-        return self._io(lambda fd: os.readv(fd, [buffer]), READ, self._obj, True)
+        return self._io(lambda fd: os.readv(fd, [buffer]), READ, self._obj)
 
     def write(self, data: ReadableBuffer, /) -> Coroutine[Any, Any, int]:
         """Awaitable ``os.write(fd, data)``.
@@ -359,4 +355,4 @@ class AsyncFD(FDBase, wraps="builtins.int"):
         Waits until writable while the call would block.
         Returns the count written.
         """
-        return self._io(lambda fd: os.write(fd, data), WRITE, self._obj, True)
+        return self._io(lambda fd: os.write(fd, data), WRITE, self._obj)

@@ -84,7 +84,8 @@ class TypeSpec:
     #: keep the fd in blocking mode unless told otherwise
     nonblocking: bool = True
     #: the methods move bytes between the caller and the kernel's buffer, with
-    #: no buffer of their own (``Async._io`` may then wait before trying)
+    #: no buffer of their own (``Async._io`` may then wait before trying; see
+    #: ``adapt/_predict.py``, which also says which objects qualify)
     direct: bool = False
 
     def rules(self) -> Iterable[tuple[str, MethodRule]]:
@@ -313,7 +314,6 @@ class ConnectionSpec(Protocol, Generic[_S_contra, _R_co]):
     "fd",
     ("data = os.read(fd, 4096)", "data = await Async(fd).read(4096)"),
     "raises ``BlockingIOError``",
-    direct=True,
 )
 class FDSpec(Protocol):
     """A raw int fd (pipe, pty, eventfd, inotify...): ``os.read`` and

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import errno
+import os
+import pty
 import socket
 import sys
 from collections.abc import Iterator
@@ -12,7 +15,7 @@ from typing import Any
 import anyio
 import pytest
 
-from adapt import Async
+from adapt import Async, AsyncSocket
 from adapt._errors import READ, WRITE
 from adapt._predict import DONE, DONE_WAITED, NEVER, START, initial
 
@@ -48,13 +51,22 @@ def test_states() -> None:
     assert START[READ][state] == state
 
 
-def test_only_exact_types_predict() -> None:
+def test_only_direct_objects_predict() -> None:
     class Buffered(socket.socket):
         pass
 
-    with socket.socket() as plain, Buffered() as sub:
+    with socket.socket() as plain, Buffered() as sub, socket.socket() as lowat:
         assert initial(plain) == 0
-        assert initial(sub) == NEVER
+        assert initial(sub) == NEVER  # a subclass may buffer in user space
+        lowat.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, 10)
+        assert initial(lowat) == NEVER  # readable only at the low-water mark
+    r, w = os.pipe()
+    with open(r, "rb", buffering=0) as f, open(w, "wb", buffering=0):
+        assert initial(f) == 0
+    master, slave = pty.openpty()
+    with open(master, "rb", buffering=0) as f, open(slave, "rb", buffering=0):
+        assert initial(f) == NEVER  # a terminal in raw mode waits for VMIN bytes
+    assert initial(r) == NEVER  # an int fd: nothing tells a closed one without a syscall
     assert all(START[d][NEVER] == NEVER for d in (READ, WRITE))
     assert all(table[d][NEVER] == NEVER for table in (DONE, DONE_WAITED) for d in (READ, WRITE))
 
@@ -146,6 +158,47 @@ async def test_subclass_with_own_buffer_is_never_predicted(backend: str) -> None
         x.into_inner()
 
 
+async def _predicting(x: AsyncSocket, peer: socket.socket) -> None:
+    """Bring ``x`` into the request/response pattern: its next recv waits first."""
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(_send_later, peer, b"r")
+        assert await x.recv(1) == b"r"  # a read that waited
+    await x.send(b"q")  # then a write
+    assert peer.recv(1) == b"q"
+
+
+async def test_closed_behind_adapts_back_raises_not_hangs(backend: str) -> None:
+    with socketpair() as (a, b):
+        x = Async(a)
+        await _predicting(x, b)
+        a.close()  # behind adapt's back: a predicted wait would watch a dead fd
+        with anyio.fail_after(5):
+            for _ in range(2):
+                with pytest.raises(OSError) as info:
+                    await x.recv(1)
+                assert info.value.errno == errno.EBADF
+        x.close()
+
+
+def _tcp_pair() -> tuple[socket.socket, socket.socket]:
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        client = socket.create_connection(listener.getsockname())
+        server, _ = listener.accept()
+    return client, server
+
+
+async def test_flags_are_never_predicted(backend: str) -> None:
+    client, server = _tcp_pair()
+    with client, server:
+        x = Async(client)
+        await _predicting(x, server)
+        server.send(b"!", socket.MSG_OOB)  # signalled by EPOLLPRI, not EPOLLIN
+        await anyio.sleep(0.05)
+        with anyio.fail_after(5):
+            assert await x.recv(1, socket.MSG_OOB) == b"!"
+        x.into_inner()
+
+
 # -- the trio backend's fast path ---------------------------------------------
 
 
@@ -178,4 +231,32 @@ async def test_trio_interrupted_before_parking_leaves_no_registration(backend: s
         with trio.fail_after(5):
             await trio.lowlevel.wait_readable(a)  # not BusyResourceError
             assert await x.recv(1) == b"1"
+        x.into_inner()
+
+
+@pytest.mark.backends("trio")
+async def test_trio_failed_registration_does_not_wedge_the_fd(
+    backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import trio
+
+    with socketpair() as (a, b):
+        x = Async(a)
+        io = x._bind().io
+        manager = type(io)
+        real = manager._update_registrations
+
+        def fail_once(self: Any, fd: int) -> None:
+            # what trio does when epoll_ctl fails: drop the entry, raise to the caller
+            monkeypatch.setattr(manager, "_update_registrations", real)
+            self._registered.pop(fd)
+            raise OSError(errno.ENOSPC, "no space for another epoll watch")
+
+        monkeypatch.setattr(manager, "_update_registrations", fail_once)
+        with pytest.raises(OSError):
+            await x.recv(1)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_send_later, b, b"1")
+            with trio.fail_after(5):
+                assert await x.recv(1) == b"1"  # not a follower of a leader that never was
         x.into_inner()

@@ -128,19 +128,19 @@ class _Watch:
             if readers:
                 readers.append(fut)
             else:
-                self.readers = [fut]
-                if not self.reg_r:
+                if not self.reg_r:  # (first: it raises for a bad fd)
                     self.loop.add_reader(self.fd, self._on_readable)
                     self.reg_r = True
+                self.readers = [fut]
         else:
             writers = self.writers
             if writers:
                 writers.append(fut)
             else:
-                self.writers = [fut]
                 if not self.reg_w:
                     self.loop.add_writer(self.fd, self._on_writable)
                     self.reg_w = True
+                self.writers = [fut]
         return fut
 
     def settle(

@@ -161,21 +161,24 @@ class _Watch:
         bit = 1 << direction
         if self.leading & bit:
             return _follow(self, direction)
-        self.leading |= bit
         io = self.io
         if io is not None:
             # the fast path (see the module docstring): what wait_readable
-            # does, without its three frames
+            # does, in one frame.  If the registration fails (a bad fd), trio
+            # has cleared it and raises here; we are not leading then.
             waiters = io._registered[self.fd]
             if direction == READ:
                 if waiters.read_task is None:
                     waiters.read_task = _CONTEXT.task
                     io._update_registrations(self.fd)
+                    self.leading |= bit
                     return _park(self._abort_read)
             elif waiters.write_task is None:
                 waiters.write_task = _CONTEXT.task
                 io._update_registrations(self.fd)
+                self.leading |= bit
                 return _park(self._abort_write)
+        self.leading |= bit  # errors come out of the await, then settle clears it
         return _wait_readable(self.fd) if direction == READ else _wait_writable(self.fd)
 
     def _abort_read(self, _: object) -> trio.lowlevel.Abort:
