@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar, cast, overload
 from ._backends import FdWatch, current_backend
 from ._errors import READ, WRITE, ClosedResourceError
 from ._fd import RETRY, Blocked, attempt, fd_ident, fd_of, make_nonblocking, restore_mode
-from ._predict import DONE, DONE_WAITED, START, alive, initial
+from ._predict import DONE, DONE_WAITED, START, initial
 from ._resource import AsyncResource
 
 if TYPE_CHECKING:
@@ -308,8 +308,12 @@ class Async(AsyncResource, Generic[T]):
             if result != state:
                 self._pattern = result
                 # wait first (or, if lower, a probe) -- unless the object was
-                # closed behind our back: then the op reports it
-                skip = result > state and alive(self._obj)
+                # closed behind our back: then the op reports it (a closed
+                # socket's fileno() is -1; a closed FileIO's raises)
+                try:
+                    skip = result > state and self._obj.fileno() >= 0  # type: ignore[attr-defined]
+                except ValueError:
+                    skip = False
         done = DONE[direction]
         want = direction
         while True:

@@ -14,9 +14,11 @@ readable.  For them, when the previous op on the wrapper went the other way
 and the last op in this direction had to wait, the op waits first.  Nothing
 changes but the order of two steps: readiness is level-triggered, so data
 that is already there is reported by the next poll, and the op still runs
-in the awaiting task (cancellation loses nothing).  Every sixteenth
-predicted wait tries first anyway (a *probe*): if the data was there, the
-prediction is dropped until an op has to wait again.
+in the awaiting task (cancellation loses nothing).  Every 32nd predicted
+wait tries first anyway (a *probe*): if the data was there, the prediction
+is dropped until an op has to wait again.  (A probe that fails costs what
+prediction saves, so probes are rare; a wrong guess costs one loop
+iteration per op until the next probe.)
 
 Where readiness and "the op would return data" part ways, an op must try
 first, so these never predict:
@@ -26,9 +28,9 @@ first, so these never predict:
   ``recv`` does not) and a terminal (in raw mode, ``VMIN``), checked when
   wrapped;
 * calls with flags (``MSG_OOB`` data is signalled by ``EPOLLPRI``);
-* an object closed behind adapt's back (checked before each predicted wait,
-  without a syscall), so the op reports the error instead of a wait on a
-  dead fd.
+* an object closed behind adapt's back (``_io`` checks ``fileno()`` before
+  each predicted wait, without a syscall), so the op reports the error
+  instead of a wait on a dead fd.
 
 Every op updates the state; only the direct ones act on it.
 
@@ -36,7 +38,7 @@ The state is one small int per wrapper, and both steps are table lookups:
 
 * bit ``1 << direction``: the last op in that direction waited;
 * bit 2: the last op was a write;
-* bits 3-6: predicted waits since the last probe;
+* bits 3-7: predicted waits since the last probe;
 * :data:`NEVER`: the object is not of a direct type; the state never changes.
 """
 
@@ -49,13 +51,13 @@ from typing import Any
 
 from ._errors import READ, WRITE
 
-__all__ = ["DONE", "DONE_WAITED", "NEVER", "START", "alive", "initial"]
+__all__ = ["DONE", "DONE_WAITED", "NEVER", "START", "initial"]
 
 _LAST_WRITE = 4
 _COUNT = 8  # one predicted wait
-_PROBE_AT = 15  # predicted waits in a row before a probe
+_PROBE_AT = 31  # predicted waits in a row before a probe
 #: the state of a wrapper whose object may buffer in user space
-NEVER = 128
+NEVER = 256
 
 
 def initial(obj: Any) -> int:
@@ -71,13 +73,6 @@ def initial(obj: Any) -> int:
     except (OSError, ValueError):
         direct = False
     return 0 if direct else NEVER
-
-
-def alive(obj: Any) -> bool:
-    """False when a direct object was closed (behind adapt's back); no syscall."""
-    if type(obj) is socket.socket:
-        return bool(obj.fileno() >= 0)
-    return not obj.closed
 
 
 def _start(state: int, direction: int) -> int:

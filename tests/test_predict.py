@@ -34,9 +34,9 @@ def test_states() -> None:
     assert started > state  # the next read waits first
     state = DONE_WAITED[READ][started]
     state = DONE[WRITE][state]
-    # every sixteenth predicted wait is a probe: it tries first
+    # every 32nd predicted wait is a probe: it tries first
     probes = 0
-    for _ in range(32):
+    for _ in range(64):
         started = START[READ][state]
         probes += started < state
         state = DONE_WAITED[READ][started]
