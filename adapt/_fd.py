@@ -114,7 +114,7 @@ def fd_ident(fd: int) -> tuple[int, int]:
 
 
 #: bits of the saved mode returned by :func:`make_nonblocking`
-WAS_BLOCKING, IS_SOCKET, SET_TIMEOUT = 1, 2, 4
+WAS_BLOCKING, SET_TIMEOUT = 1, 2
 
 
 def make_nonblocking(obj: object, fd: int, nonblocking: bool) -> tuple[int, float | None]:
@@ -127,7 +127,6 @@ def make_nonblocking(obj: object, fd: int, nonblocking: bool) -> tuple[int, floa
     sock: Any = obj
     timeout = None
     if callable(getattr(sock, "gettimeout", None)) and callable(getattr(sock, "settimeout", None)):
-        mode |= IS_SOCKET
         was = sock.gettimeout()
         if nonblocking and was != 0.0:
             sock.settimeout(0.0)  # a socket's timeout overrides O_NONBLOCK
