@@ -58,6 +58,8 @@ def report(
 
     Returns True when every target is met.  Saves the JSON for plots.
     """
+    # a target whose cases were not run (``--only``) is not reported
+    targets = [t for t in targets if t[0] in medians and t[1] in medians]
     print(f"\n== {title} ({unit}, median, higher is better)")
     for name, value in sorted(medians.items(), key=lambda kv: -kv[1]):
         print(f"  {name:<44} {value:14.1f}")
@@ -296,6 +298,31 @@ def on_trio(fn: SocketLoop) -> SocketCase:
     import trio
 
     return lambda sock, size: trio.run(fn, sock, size)
+
+
+def interleave_on_peer(
+    cases: dict[str, SocketCase],
+    *,
+    cpus: str,
+    mode: str,
+    size: int,
+    rounds: int,
+    only: str | None = None,
+) -> dict[str, float]:
+    """:func:`interleave` socket cases: each run gets a fresh socketpair whose
+    other end one :class:`Peer` serves in ``mode``; ``only`` keeps the cases
+    whose name contains it."""
+    with Peer(cpus) as peer:
+
+        def case(run: SocketCase) -> Case:
+            def one() -> float:
+                with peer.open(mode) as sock:
+                    return run(sock, size)
+
+            return one
+
+        chosen = {name: case(run) for name, run in cases.items() if not only or only in name}
+        return interleave(chosen, rounds, shuffle=True)
 
 
 def add_peer_options(parser: argparse.ArgumentParser, default_cpus: str) -> None:

@@ -25,9 +25,8 @@ from collections.abc import Callable
 
 import trio
 from _harness import (
-    Peer,
     add_peer_options,
-    interleave,
+    interleave_on_peer,
     note_load,
     on_asyncio,
     on_trio,
@@ -140,25 +139,18 @@ def main() -> None:
     total = mib * MiB
 
     load = os.getloadavg()[0]
-    with Peer(args.cpus) as peer:
+    medians = interleave_on_peer(
+        CASES,
+        cpus=args.cpus,
+        mode=f"source {total} {CHUNK}",
+        size=total,
+        rounds=rounds,
+        only=args.only,
+    )
 
-        def case(run: Callable[[socket.socket, int], float]) -> Callable[[], float]:
-            def one() -> float:
-                sock = peer.open(f"source {total} {CHUNK}")
-                with sock:
-                    return run(sock, total)
-
-            return one
-
-        cases = {name: case(run) for name, run in CASES.items()}
-        if args.only:
-            cases = {k: v for k, v in cases.items() if args.only in k}
-        medians = interleave(cases, rounds, shuffle=True)
-
-    targets = [t for t in TARGETS if t[0] in medians and t[1] in medians]
     title = f"bulk receive, {mib} MiB in {CHUNK // 1024} KiB reads x {rounds} rounds"
     save_as = "bulk_quick" if args.quick else "bulk"
-    report(title, "MiB/s", medians, targets, save_as=save_as)
+    report(title, "MiB/s", medians, TARGETS, save_as=save_as)
     note_load(save_as, load)
 
 

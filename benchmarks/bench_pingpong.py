@@ -20,14 +20,13 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import anyio
 import trio
 from _harness import (
-    Peer,
     add_peer_options,
-    interleave,
+    interleave_on_peer,
     note_load,
     on_asyncio,
     on_trio,
@@ -118,51 +117,36 @@ async def protocol_loop(sock: socket.socket, n: int) -> float:
     return rate
 
 
-async def anyio_loop(sock: socket.socket, n: int) -> float:
-    """A hand-written readiness loop over ``anyio.wait_readable``."""
-    sock.setblocking(False)
-    t0 = time.perf_counter()
-    for _ in range(n):
-        while True:
-            try:
-                sent = sock.send(MSG)
-                break
-            except BlockingIOError:
-                await anyio.wait_writable(sock)
-        assert sent == SIZE
-        got = b""
-        while len(got) < SIZE:
-            try:
-                got += sock.recv(SIZE - len(got))
-            except BlockingIOError:
-                await anyio.wait_readable(sock)
-    return n / (time.perf_counter() - t0)
+def readiness_loop(
+    wait_readable: Callable[[socket.socket], Awaitable[None]],
+    wait_writable: Callable[[socket.socket], Awaitable[None]],
+) -> Callable[[socket.socket, int], Awaitable[float]]:
+    """The hand-written readiness loop over a library's ``wait_readable``:
+    try ``send``/``recv``; on ``BlockingIOError``, wait and try again."""
+
+    async def loop(sock: socket.socket, n: int) -> float:
+        sock.setblocking(False)
+        t0 = time.perf_counter()
+        for _ in range(n):
+            while True:
+                try:
+                    sent = sock.send(MSG)
+                    break
+                except BlockingIOError:
+                    await wait_writable(sock)
+            assert sent == SIZE
+            got = b""
+            while len(got) < SIZE:
+                try:
+                    got += sock.recv(SIZE - len(got))
+                except BlockingIOError:
+                    await wait_readable(sock)
+        return n / (time.perf_counter() - t0)
+
+    return loop
 
 
 # -- trio peers -----------------------------------------------------------
-
-
-async def trio_raw_loop(sock: socket.socket, n: int) -> float:
-    """The hand-written ``trio.lowlevel.wait_readable`` loop."""
-    wait_readable = trio.lowlevel.wait_readable
-    wait_writable = trio.lowlevel.wait_writable
-    sock.setblocking(False)
-    t0 = time.perf_counter()
-    for _ in range(n):
-        while True:
-            try:
-                sent = sock.send(MSG)
-                break
-            except BlockingIOError:
-                await wait_writable(sock)
-        assert sent == SIZE
-        got = b""
-        while len(got) < SIZE:
-            try:
-                got += sock.recv(SIZE - len(got))
-            except BlockingIOError:
-                await wait_readable(sock)
-    return n / (time.perf_counter() - t0)
 
 
 async def trio_stream_loop(sock: socket.socket, n: int) -> float:
@@ -224,8 +208,12 @@ CASES: dict[str, Callable[[socket.socket, int], float]] = {
     "asyncio streams" + FRESH: fresh_malloc(on_asyncio(streams_loop)),
     "asyncio Protocol" + FRESH: fresh_malloc(on_asyncio(protocol_loop)),
     "uvloop Protocol": on_uvloop(protocol_loop),
-    "anyio.wait_readable loop (asyncio)": on_asyncio(anyio_loop),
-    "trio wait_readable loop": on_trio(trio_raw_loop),
+    "anyio.wait_readable loop (asyncio)": on_asyncio(
+        readiness_loop(anyio.wait_readable, anyio.wait_writable)
+    ),
+    "trio wait_readable loop": on_trio(
+        readiness_loop(trio.lowlevel.wait_readable, trio.lowlevel.wait_writable)
+    ),
     "trio SocketStream": on_trio(trio_stream_loop),
     "blocking socket in a thread": blocking_thread,
 }
@@ -253,25 +241,13 @@ def main() -> None:
 
     load = os.getloadavg()[0]
     pin_malloc("warm")
-    with Peer(args.cpus) as peer:
+    medians = interleave_on_peer(
+        CASES, cpus=args.cpus, mode="echo", size=n, rounds=rounds, only=args.only
+    )
 
-        def case(run: Callable[[socket.socket, int], float]) -> Callable[[], float]:
-            def one() -> float:
-                sock = peer.open("echo")
-                with sock:
-                    return run(sock, n)
-
-            return one
-
-        cases = {name: case(run) for name, run in CASES.items()}
-        if args.only:
-            cases = {k: v for k, v in cases.items() if args.only in k}
-        medians = interleave(cases, rounds, shuffle=True)
-
-    targets = [t for t in TARGETS if t[0] in medians and t[1] in medians]
     title = f"ping-pong, {SIZE}-byte messages, {n} round trips x {rounds} rounds"
     save_as = "pingpong_quick" if args.quick else "pingpong"
-    report(title, "round trips/s", medians, targets, save_as=save_as)
+    report(title, "round trips/s", medians, TARGETS, save_as=save_as)
     note_load(save_as, load)
 
 
