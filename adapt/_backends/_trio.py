@@ -16,8 +16,8 @@ is five frames deep when it parks the task (three coroutines, then
 ``wait_task_rescheduled`` and the generator that yields to the run loop);
 the leader sets the task itself and yields the same ``WaitTaskRescheduled``
 message from one generator, :func:`_park` -- the same registration, parking,
-cancellation and wake-up, minus four frames: about 1 us per wait, and 900
-bytes per parked task.  These are trio internals, so :func:`_epoll_manager`
+cancellation and wake-up, minus four frames: about 1 us per wait, and about 1 KB
+per parked task.  These are trio internals, so :func:`_epoll_manager`
 checks their shape when a run first wraps an fd and otherwise the public
 ``wait_readable``/``wait_writable`` are used (they are also used when a task
 outside adapt already waits on the fd, so that trio raises its
