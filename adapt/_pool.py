@@ -57,6 +57,7 @@ __all__ = [
     "Sink",
     "current_loop",
     "current_sink",
+    "finishing",
     "in_worker",
     "local",
     "pinned_here",
@@ -74,6 +75,8 @@ _yield = os.sched_yield
 
 class _Local(threading.local):
     worker: bool = False
+    #: the pool worker running in this thread, if any
+    pool_worker: _Worker | None = None
     #: the pinned executor this thread serves, if any
     pinned: object = None
     #: one sink per backend name, for loops that run in this thread
@@ -198,28 +201,31 @@ def report(exc: BaseException, what: str) -> None:
 class _Worker:
     """One pool thread; parks on its own lock when there is no work."""
 
-    __slots__ = ("park", "pool")
+    __slots__ = ("park", "pool", "searching")
 
     def __init__(self, pool: _Pool) -> None:
         self.pool = pool
         self.park = threading.Lock()
         self.park.acquire()
+        #: counted in ``pool.searching``: ready to take queued work (the
+        #: worker's own thread changes it, under the pool lock)
+        self.searching = True  # whoever started or woke us counted us
 
     def main(self) -> None:
         local.worker = True
+        local.pool_worker = self
         pool = self.pool
         lock = pool.lock
         queue = pool.queue
         park = self.park
-        searching = True  # whoever started or woke us counted us as searching
         spins = 0
         while True:
             helper: _Worker | None = _NOBODY
             with lock:
                 if queue:
                     work = queue.popleft()
-                    if searching:
-                        searching = False
+                    if self.searching:
+                        self.searching = False
                         pool.searching -= 1
                     # more queued work and nobody looking for it: wake a
                     # helper, in case this call blocks for a long time
@@ -228,13 +234,13 @@ class _Worker:
                     # just finished a call: stay awake a moment (as a searching
                     # worker, so nobody is woken for what we would take)
                     work = None
-                    if not searching:
-                        searching = True
+                    if not self.searching:
+                        self.searching = True
                         pool.searching += 1
                 else:
                     work = None
-                    if searching:
-                        searching = False
+                    if self.searching:
+                        self.searching = False
                         pool.searching -= 1
                     pool.idle.append(self)
             if work is None and spins:
@@ -251,7 +257,7 @@ class _Worker:
                         else:
                             return
                     park.acquire()
-                searching = True
+                self.searching = True  # the waker counted us
                 continue
             spins = SPINS
             if helper is not _NOBODY:
@@ -261,6 +267,21 @@ class _Worker:
             except BaseException as exc:  # work items report their own errors
                 report(exc, "adapt worker")
             del work
+
+
+def finishing() -> None:
+    """The pool worker in this thread is about to hand over its last result.
+
+    Count it as searching from now on, as it will be once its work item
+    returns: the hand-over wakes the loop, which may submit the next call
+    before this thread gets the GIL back -- and with nobody searching, that
+    call would start or wake another thread.  Elsewhere a no-op.
+    """
+    worker = local.pool_worker
+    if worker is not None and not worker.searching:
+        with worker.pool.lock:
+            worker.searching = True
+            worker.pool.searching += 1
 
 
 #: "no helper to wake" (``wake_locked`` returns None for "start a new thread")

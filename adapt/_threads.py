@@ -42,7 +42,7 @@ import sniffio
 
 from ._backends import Waiter, current_backend
 from ._limiter import CapacityLimiter, Runnable
-from ._pool import POOL, Sink, current_loop, current_sink, local, report
+from ._pool import POOL, Sink, current_loop, current_sink, finishing, local, report
 
 __all__ = ["Job", "Pinned", "offload", "run_sync"]
 
@@ -163,6 +163,8 @@ class Job:
         # the call it unblocks only after handing over this outcome
         limiter = self.limiter
         after = None if limiter is None else limiter.release_next()
+        if after is None:
+            finishing()  # before the hand-over wakes the loop: see there
         self.sink.push(self.deliver)
         return after
 
