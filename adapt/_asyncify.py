@@ -41,7 +41,17 @@ import inspect
 import types
 import weakref
 from collections.abc import Callable, Coroutine
-from typing import Any, Concatenate, Generic, ParamSpec, Protocol, TypeVar, cast, overload
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Concatenate,
+    Generic,
+    ParamSpec,
+    Protocol,
+    TypeVar,
+    cast,
+    overload,
+)
 
 import wrapt
 
@@ -84,7 +94,17 @@ def _coroutine_code(fn: object) -> types.CodeType:
     return _async_stub.__code__  # builtins and callables without code
 
 
-class _BoundAsyncWrapper(wrapt.BoundFunctionWrapper[..., Any]):
+if TYPE_CHECKING:
+    # wrapt's stubs make its wrappers generic; before wrapt 2.2 the classes
+    # themselves are not subscriptable at run time
+    _BoundFunctionWrapper = wrapt.BoundFunctionWrapper[..., Any]
+    _FunctionWrapper = wrapt.FunctionWrapper[..., Any]
+else:
+    _BoundFunctionWrapper = wrapt.BoundFunctionWrapper
+    _FunctionWrapper = wrapt.FunctionWrapper
+
+
+class _BoundAsyncWrapper(_BoundFunctionWrapper):
     """``obj.method`` / ``Cls.classmethod`` of an asyncified function."""
 
     @property
@@ -104,7 +124,7 @@ class _BoundAsyncWrapper(wrapt.BoundFunctionWrapper[..., Any]):
         return self._self_parent.__kwdefaults__
 
 
-class _AsyncWrapper(wrapt.FunctionWrapper[..., Any]):
+class _AsyncWrapper(_FunctionWrapper):
     """An asyncified function: calling it returns a coroutine."""
 
     __bound_function_wrapper__ = _BoundAsyncWrapper

@@ -281,8 +281,10 @@ def _park(abort: Callable[[Any], trio.lowlevel.Abort]) -> Generator[Any, Any, No
 
 # like trio's own primitives: no KeyboardInterrupt between registering a task
 # and parking it (see the module docstring)
-trio.lowlevel.enable_ki_protection(_Watch.arm)
-trio.lowlevel.enable_ki_protection(_follow)
+# (trio 0.28 and later mark the function itself; earlier versions return a
+# protected wrapper, which must be the one called)
+_Watch.arm = trio.lowlevel.enable_ki_protection(_Watch.arm)  # type: ignore[method-assign]
+_follow = trio.lowlevel.enable_ki_protection(_follow)
 
 
 class _Token:
