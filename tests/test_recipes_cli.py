@@ -115,6 +115,7 @@ def _check_cli(python: str, tmp_path: Path) -> None:
         copied = _cli("recipes", "copy", name, str(tmp_path), python=python, cwd=tmp_path)
         assert copied.returncode == 0, copied.stderr
         assert (tmp_path / f"{name}.py").exists()
+        assert ("standard library module" in copied.stderr) == (name in sys.stdlib_module_names)
         again = _cli("recipes", "copy", name, str(tmp_path), python=python, cwd=tmp_path)
         assert again.returncode == 1
         assert "--force" in again.stderr
