@@ -55,7 +55,7 @@ from adapt import Async, BufferedStream, WouldBlock
 __all__ = ["LIBRARY", "SUMMARY", "Pty"]
 
 LIBRARY = None
-SUMMARY = "Drive interactive programs over a pty, expect-style (also pexpect objects)."
+SUMMARY = "Drive interactive programs over a pty, expect-style, without a thread."
 
 
 def _exited(pidfd: int) -> None:
