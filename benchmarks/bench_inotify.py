@@ -31,9 +31,8 @@ import asyncinotify
 import trio
 import uvloop
 from _harness import interleave, note_load, report
-from inotify_simple import flags
-
 from adapt.recipes.inotify import Watcher
+from inotify_simple import flags
 
 LIMIT = Path("/proc/sys/fs/inotify/max_queued_events")
 
