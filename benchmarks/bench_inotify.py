@@ -162,7 +162,7 @@ def main() -> None:
         ("recipe asyncio", "asyncinotify asyncio", 3.0),
         ("recipe uvloop", "asyncinotify uvloop", 3.0),
     ]
-    save_as = "inotify_quick" if args.quick else "inotify"
+    quick = "_quick" if args.quick else ""
     # a producer faster than its consumer must not overflow the queue either
     old = int(LIMIT.read_text())
     need = max(live, args.queued) + 10
@@ -178,16 +178,16 @@ def main() -> None:
         "events/s",
         live_medians,
         targets_live,
-        save_as=f"{save_as}_live",
+        save_as=f"inotify_live{quick}",
     )
     report(
         f"inotify drain, {args.queued} queued events x {rounds} rounds",
         "events/s",
         drain_medians,
         targets_drain,
-        save_as=f"{save_as}_drain",
+        save_as=f"inotify_drain{quick}",
     )
-    note_load(f"{save_as}_drain", load)
+    note_load(f"inotify_drain{quick}", load)
 
 
 if __name__ == "__main__":
