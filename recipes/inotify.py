@@ -1,6 +1,6 @@
 """Async file-system events from inotify_simple, without a thread.
 
-Requires: inotify-simple >= 1.3 (``pip install inotify-simple``).
+Requires: inotify-simple >= 1.3.5 (``pip install inotify-simple``).
 
 Platforms: Linux.
 
