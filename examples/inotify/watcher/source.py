@@ -27,10 +27,11 @@ class EventSource:
     """``await source.next_batch()`` returns the next batch of raw events."""
 
     def __init__(self, inotify: INotify) -> None:
-        self._async = Async(inotify)
+        self._inotify = inotify
+        self._async = Async(inotify)  # sets O_NONBLOCK; typed as the FileIO it subclasses
 
     async def next_batch(self) -> list[Event]:
-        return await self._async.read_with(read_queued)
+        return await self._async.read_with(lambda _: read_queued(self._inotify))
 
     def close(self) -> None:
         """Wake any waiter, deregister from the loop, close the inotify fd."""
