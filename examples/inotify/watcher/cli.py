@@ -39,16 +39,17 @@ async def watch(
     tree: Tree, source: EventSource, debounce: float, report: Callable[[list[Change]], None]
 ) -> None:
     """Report changes, one batch per debounce window, until the root is gone."""
-    window = Window(tree)
-    while not window.root_gone:
+    while True:
         window = Window(tree)
         window.feed(await source.next_batch())  # the first event opens the window
-        with anyio.move_on_after(debounce):
+        with anyio.move_on_after(debounce):  # a cancelled read has consumed nothing
             while not window.root_gone:
                 window.feed(await source.next_batch())
         changes = window.close()
         if changes:
             report(changes)
+        if window.root_gone:
+            return
 
 
 async def stop_on_signals(
