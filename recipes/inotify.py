@@ -42,7 +42,8 @@ Example::
 from __future__ import annotations
 
 from collections import deque
-from typing import Self
+from io import FileIO
+from typing import Self, cast
 
 from inotify_simple import Event, INotify, flags
 
@@ -66,8 +67,9 @@ class QueueOverflow(Exception):
         self.events = events
 
 
-def _read_now(inotify: INotify) -> list[Event]:
-    events = inotify.read(timeout=0)  # never waits: FIONREAD, then one read
+def _read_now(inotify: FileIO) -> list[Event]:
+    # Async(INotify()) is typed by the class INotify subclasses, FileIO
+    events = cast(INotify, inotify).read(timeout=0)  # never waits: FIONREAD, then one read
     if not events:
         raise WouldBlock  # inotify_simple's "nothing queued"
     return events

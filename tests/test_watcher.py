@@ -343,3 +343,18 @@ def test_a_file_is_refused_with_a_clear_error(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "is not a directory: give a directory to watch" in result.stderr
+
+
+def test_the_recipe_copy_is_up_to_date(tmp_path: Path) -> None:
+    """The watcher owns a copy of the inotify recipe; it must match the catalog's."""
+    copy = tmp_path / "inotify_recipe.py"
+    subprocess.run(
+        [sys.executable, "-m", "adapt", "recipes", "copy", "inotify", str(copy)],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    owned = ROOT / "examples" / "inotify" / "watcher" / "inotify_recipe.py"
+    assert owned.read_text() == copy.read_text(), (
+        "run: python -m adapt recipes copy --force inotify " + str(owned.relative_to(ROOT))
+    )

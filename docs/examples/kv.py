@@ -9,6 +9,7 @@ from __future__ import annotations
 import socket
 import socketserver
 import threading
+from typing import ClassVar
 
 
 class KVClient:
@@ -39,7 +40,7 @@ class KVClient:
 
 
 class _Handler(socketserver.StreamRequestHandler):
-    store: dict[str, str] = {}
+    store: ClassVar[dict[str, str]] = {}
 
     def handle(self) -> None:
         for line in self.rfile:

@@ -102,7 +102,8 @@ async def main_async(args: argparse.Namespace, root: str, outside: str | None) -
             status = 1
             tg.cancel_scope.cancel()
     finally:
-        source.close()
+        with anyio.CancelScope(shield=True):
+            await source.aclose()
     return status
 
 

@@ -1,38 +1,46 @@
-"""inotify's file descriptor, made awaitable with adapt.
+"""inotify events, awaited: the ``inotify`` recipe of adapt.
 
-inotify_simple is a synchronous library.  ``INotify.read(timeout=0)`` returns
-``[]`` when no event is queued: that empty list is its "would block" signal.
-The op below turns it into :class:`adapt.WouldBlock`, and ``read_with`` then
-waits until the loop reports the fd readable and runs the op again -- no
-thread, no polling.  A read cancelled while it waits has consumed nothing,
-so the main loop can wrap it in a timeout freely.
+``inotify_recipe.py`` beside this file is that recipe, copied into the
+project the way recipes are meant to be owned::
+
+    python -m adapt recipes copy inotify examples/inotify/watcher/inotify_recipe.py
+
+(``tests/test_watcher.py`` checks that the copy is up to date.)
+
+inotify_simple is a synchronous library.  ``INotify.read(timeout=0)``
+returns ``[]`` when no event is queued: that empty list is its "would
+block" signal.  The recipe turns it into
+:class:`adapt.WouldBlock`, so ``await watcher.read()`` waits until the loop
+reports the fd readable and reads again -- no thread, no polling.  A read
+cancelled while it waits has consumed nothing, so the main loop can wrap it
+in a timeout freely.
+
+The recipe raises :class:`QueueOverflow` when the kernel dropped events;
+this module hands it on as an ``IN_Q_OVERFLOW`` event after the events read
+with it, so the window deals with overflow in order, like any other event.
 """
 
 from __future__ import annotations
 
-from inotify_simple import Event, INotify
+from inotify_simple import Event, INotify, flags
 
-from adapt import Async, WouldBlock
+from .inotify_recipe import QueueOverflow, Watcher
 
-
-def read_queued(inotify: INotify) -> list[Event]:
-    """The op: take every queued event, or signal "would block"."""
-    events = inotify.read(timeout=0)
-    if not events:
-        raise WouldBlock
-    return events
+OVERFLOW = Event(wd=-1, mask=flags.Q_OVERFLOW, cookie=0, name="")
 
 
 class EventSource:
     """``await source.next_batch()`` returns the next batch of raw events."""
 
     def __init__(self, inotify: INotify) -> None:
-        self._inotify = inotify
-        self._async = Async(inotify)  # sets O_NONBLOCK; typed as the FileIO it subclasses
+        self._watcher = Watcher(inotify)  # sets O_NONBLOCK on the inotify fd
 
     async def next_batch(self) -> list[Event]:
-        return await self._async.read_with(lambda _: read_queued(self._inotify))
+        try:
+            return await self._watcher.read()
+        except QueueOverflow as overflow:
+            return [*overflow.events, OVERFLOW]
 
-    def close(self) -> None:
-        """Wake any waiter, deregister from the loop, close the inotify fd."""
-        self._async.close()
+    async def aclose(self) -> None:
+        """Deregister the inotify fd from the loop and close it."""
+        await self._watcher.aclose()
