@@ -203,7 +203,9 @@ def _targets(ax: Axes, data: Data) -> None:
     ax.barh(labels, ratios, color=colours)
     ax.scatter([t["minimum"] for t in targets], ys, marker="|", s=300, color="black", zorder=3)
     for y, t in zip(ys, targets, strict=True):
-        ax.text(t["ratio"], y, f" {t['ratio']:.2f}x (>= {t['minimum']})", va="center", fontsize=LABEL)
+        ax.text(
+            t["ratio"], y, f" {t['ratio']:.2f}x (>= {t['minimum']})", va="center", fontsize=LABEL
+        )
     ax.invert_yaxis()
     ax.set_xlim(0, max(ratios + [t["minimum"] for t in targets]) * 1.45)
     ax.set_xlabel("ratio (bar: measured, black tick: target)")
@@ -239,7 +241,9 @@ def _baseline(data: Data, names: list[str]) -> str:
 
 def plot_panels(panels: list[tuple[Data, str, str]], title: str, out: Path) -> None:
     """One panel per ``(result, case-name suffix, panel title)``, vs its baseline."""
-    heights = [len([k for k in data["medians"] if k.endswith(suffix)]) for data, suffix, _ in panels]
+    heights = [
+        len([k for k in data["medians"] if k.endswith(suffix)]) for data, suffix, _ in panels
+    ]
     fig, axes = plt.subplots(
         len(panels),
         1,

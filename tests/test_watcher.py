@@ -270,16 +270,17 @@ def test_exec_runs_one_at_a_time_with_the_paths(start: Any, tmp_path: Path, loop
         time.sleep(0.15)
     for name in names:
         assert watcher.until("created", name)[-1]["path"] == name
-    runs = 0
+    expected = [str(root / n) for n in names]
     deadline = time.monotonic() + WAIT
-    while runs < 2 or (tmp_path / "running").exists():  # wait for the runs to end
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
-        runs = log.read_text().count("run\n") if log.exists() else 0
-    time.sleep(0.6)  # a last run would have started by now
-    lines = log.read_text().splitlines()
+    while True:  # until every path was handed to a run, and that run has ended
+        lines = log.read_text().splitlines() if log.exists() else []
+        all_handed = sorted(set(lines) - {"run", "OVERLAP"}) == expected
+        if all_handed and not (tmp_path / "running").exists():
+            break
+        assert time.monotonic() < deadline, lines
+        time.sleep(0.05)
     assert "OVERLAP" not in lines
-    assert sorted(line for line in lines if line != "run") == [str(root / n) for n in names]
+    assert sorted(line for line in lines if line != "run") == expected
     assert 2 <= lines.count("run") < len(names)  # changes during a run wait for the next one
     assert watcher.finish() == 0
     assert not (tmp_path / "running").exists()

@@ -11,7 +11,13 @@ The code is the ``watcher`` package beside this file; start reading at
 
 import sys
 
-from watcher.cli import main
+try:
+    from watcher.cli import main
+except ModuleNotFoundError as missing:  # inotify_simple, anyio or adapt itself
+    sys.exit(
+        f"watch.py needs the module {missing.name!r}: from the repository root, run\n"
+        "    pip install -e '.[example]'"
+    )
 
 if __name__ == "__main__":
     sys.exit(main())
