@@ -8,11 +8,11 @@ Each page is also screenshotted into the test's temp dir
 from __future__ import annotations
 
 import json
-from html import unescape as html_unescape
 import re
 import shutil
 import subprocess
 import sys
+from html import unescape as html_unescape
 from pathlib import Path
 
 import pytest
