@@ -10,9 +10,9 @@ import time
 
 import anyio
 import pytest
+from adapt.recipes import linuxfd
 
 from adapt import ClosedResourceError, run_sync
-from adapt.recipes import linuxfd
 
 from ._example import BACKENDS, run_example
 
