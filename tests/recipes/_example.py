@@ -32,14 +32,16 @@ def example_source(module: ModuleType) -> str:
     return textwrap.dedent(doc.split("Example::\n", 1)[1])
 
 
-def example_command(module: ModuleType, backend: str) -> list[str]:
-    return [sys.executable, "-c", example_source(module) + RUNNER, backend]
+def example_command(module: ModuleType, backend: str, prelude: str = "") -> list[str]:
+    """The command that runs the example; ``prelude`` (code) defines the
+    names the example leaves to its reader, such as a port's path."""
+    return [sys.executable, "-c", prelude + example_source(module) + RUNNER, backend]
 
 
-def run_example(module: ModuleType, backend: str, **popen: Any) -> str:
+def run_example(module: ModuleType, backend: str, prelude: str = "", **popen: Any) -> str:
     """Run the example to its end; its stdout (``example ok`` checked)."""
     proc = subprocess.run(
-        example_command(module, backend),
+        example_command(module, backend, prelude),
         capture_output=True,
         text=True,
         timeout=50,
