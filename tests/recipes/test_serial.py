@@ -45,9 +45,7 @@ def test_example(backend: str, ports: tuple[str, str]) -> None:
     run_example(serial_recipe, backend, prelude=f"PORT_A, PORT_B = {ports!r}\n")
 
 
-async def test_large_transfers_both_ways_lose_nothing(
-    backend: str, ports: tuple[str, str]
-) -> None:
+async def test_large_transfers_both_ways_lose_nothing(backend: str, ports: tuple[str, str]) -> None:
     size = 3_000_000
     data_ab, data_ba = os.urandom(size), os.urandom(size)
     gaps: list[float] = []
