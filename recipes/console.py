@@ -26,6 +26,7 @@ readline's or prompt_toolkit's job).
 
 Example::
 
+    import asyncio
     from adapt.recipes.console import ainput, lines
 
     async def main():
@@ -33,6 +34,8 @@ Example::
         print(f"hello {name}", flush=True)
         async for line in lines():          # until end of input
             print(f"got {line.rstrip()}", flush=True)
+
+    asyncio.run(main())
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ timerfd), hence ctypes.
 
 Example::
 
-    import os, signal
+    import asyncio, os, signal
     from adapt.recipes import linuxfd
 
     linuxfd.block_signals(signal.SIGUSR1)       # first thing, before any thread
@@ -39,6 +39,8 @@ Example::
             os.kill(os.getpid(), signal.SIGUSR1)
             info = await sigs.read()            # (signo, sender's pid)
             assert info == (signal.SIGUSR1, os.getpid())
+
+    asyncio.run(main())
 """
 
 from __future__ import annotations

@@ -27,8 +27,10 @@ which ends that thread at once.  Pickling runs on the loop.
 
 Example::
 
-    import anyio
+    import asyncio
     from multiprocessing import Pipe
+
+    import anyio
     from adapt.recipes.multiprocessing import Conn, Listener, connect
 
     async def main():
@@ -49,6 +51,8 @@ Example::
                 async with await connect(listener.address, authkey=b"secret") as conn:
                     await conn.send(21)
                     assert await conn.recv() == 42
+
+    asyncio.run(main())
 """
 
 from __future__ import annotations

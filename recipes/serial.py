@@ -29,6 +29,7 @@ calls: use ``ser`` (``.serial``) for them.
 
 Example::
 
+    import asyncio
     from adapt.recipes.serial import open_serial
 
     async def main():
@@ -42,6 +43,8 @@ Example::
             async for line in a:
                 assert line == b"OK\\r\\n"
                 break
+
+    asyncio.run(main())
 """
 
 from __future__ import annotations

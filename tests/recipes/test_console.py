@@ -15,7 +15,7 @@ from adapt.recipes import console
 
 from adapt import BufferedStream, run_sync
 
-from ._example import BACKENDS, example_command, run_example
+from ._child import BACKENDS, example_command, run_example
 
 # The child reads a name while a ticker task runs (the loop is not blocked
 # by the wait), then lines until the end of input, then reports.

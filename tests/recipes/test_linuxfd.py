@@ -14,7 +14,7 @@ from adapt.recipes import linuxfd
 
 from adapt import ClosedResourceError, run_sync
 
-from ._example import BACKENDS, run_example
+from ._child import BACKENDS, run_example
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

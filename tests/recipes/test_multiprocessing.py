@@ -16,7 +16,7 @@ import pytest
 from adapt.recipes import multiprocessing as mp_recipe
 from adapt.recipes.multiprocessing import Conn, Listener, connect
 
-from ._example import BACKENDS, run_example
+from ._child import BACKENDS, run_example
 
 BIG = bytes(range(256)) * 40_000  # 10 MB
 

@@ -16,7 +16,7 @@ from adapt.recipes.serial import AsyncSerial, open_serial
 
 from adapt import LimitOverrunError
 
-from ._example import BACKENDS, run_example
+from ._child import BACKENDS, run_example
 
 
 @pytest.fixture
