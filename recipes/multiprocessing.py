@@ -93,11 +93,11 @@ class Conn:
         body = memoryview(data).cast("B")
         size = len(body)
         head = struct.pack("!i", size) if size <= 0x7FFFFFFF else struct.pack("!iQ", -1, size)
-        self._out = [memoryview(head), body]
+        self._out = [memoryview(head), body] if size else [memoryview(head)]
         try:
             await self._flush()
         except BaseException:
-            if self._out and len(self._out[0]) == len(head) and len(self._out) == 2:
+            if sum(map(len, self._out)) == len(head) + size:
                 self._out = []  # cancelled before the first byte: not sent at all
             raise
 
@@ -138,9 +138,6 @@ class Conn:
             self._got += await self._read_into(view[self._got :])
         self._head, self._body = b"", None
         return body
-
-    def fileno(self) -> int:
-        return self._async.fileno()
 
     def into_inner(self) -> mpc.Connection[Any, Any]:
         """Give the ``Connection`` back, blocking again (between messages)."""
@@ -230,7 +227,7 @@ class Listener:
     def close(self) -> None:
         if not self._async.closed:
             self._async.close()
-            if self._family == "AF_UNIX" and not self.address.startswith("\0"):
+            if isinstance(self.address, str) and self._family == "AF_UNIX":
                 os.unlink(self.address)
 
     def __enter__(self) -> Self:
