@@ -29,9 +29,9 @@ from typing import Any
 import trio
 import uvloop
 from _harness import interleave, note_load, report
+from adapt.recipes.multiprocessing import Conn
 
 from adapt import Async
-from adapt.recipes.multiprocessing import Conn
 
 SENDER = """
 import sys

@@ -43,7 +43,6 @@ import serial_asyncio
 import trio
 import uvloop
 from _harness import interleave, note_load, report, save
-
 from adapt.recipes.serial import open_serial
 
 MiB = 1024 * 1024

@@ -153,7 +153,7 @@ def block_signals(*signals: int) -> None:
 def threads_not_blocking(*signals: int) -> list[str]:
     """Names (or ids) of this process's threads that do not block ``signals``."""
     names = {t.native_id: t.name for t in threading.enumerate()}
-    found = []
+    found: list[str] = []
     for tid in os.listdir("/proc/self/task"):
         try:
             with open(f"/proc/self/task/{tid}/status") as f:

@@ -159,7 +159,7 @@ class Conn:
 
 
 async def _authenticate(conn: mpc.Connection[Any, Any], authkey: bytes, server: bool) -> None:
-    steps = [mpc.deliver_challenge, mpc.answer_challenge]  # type: ignore[attr-defined]
+    steps = [mpc.deliver_challenge, mpc.answer_challenge]
 
     def handshake() -> None:
         try:
@@ -203,10 +203,10 @@ class Listener:
         backlog: int = 1,
         authkey: bytes | None = None,
     ) -> None:
-        family = family or (address and mpc.address_type(address)) or mpc.default_family  # type: ignore[attr-defined]
-        address = address or mpc.arbitrary_address(family)  # type: ignore[attr-defined]
-        self._authkey, self._family = authkey, family
-        sock = socket.socket(getattr(socket, family))
+        kind: str = family or (mpc.address_type(address) if address else mpc.default_family)  # type: ignore[attr-defined]
+        address = address or mpc.arbitrary_address(kind)  # type: ignore[attr-defined]
+        self._authkey, self._family = authkey, kind
+        sock = socket.socket(getattr(socket, kind))
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind(address)
