@@ -70,7 +70,9 @@ async def shim(conn: Connection[Any, Any], n: int) -> None:
 Receive = Callable[["Connection[Any, Any]", int], Awaitable[None]]
 
 
-def run_case(run: Callable[[Receive, Connection[Any, Any], int], None], fn: Receive, n: int) -> float:
+def run_case(
+    run: Callable[[Receive, Connection[Any, Any], int], None], fn: Receive, n: int
+) -> float:
     ours, theirs = Pipe()
     sender = subprocess.Popen(
         [sys.executable, "-c", SENDER, str(theirs.fileno()), str(n)], pass_fds=[theirs.fileno()]

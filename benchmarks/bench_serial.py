@@ -50,7 +50,9 @@ CHUNK = 64 * 1024
 BAUD = 4_000_000  # ptys ignore it; set for the record
 
 
-async def adapt_transfer(a: str, b: str, data: bytes, gather: Callable[..., Awaitable[None]]) -> None:
+async def adapt_transfer(
+    a: str, b: str, data: bytes, gather: Callable[..., Awaitable[None]]
+) -> None:
     async with open_serial(a, BAUD) as tx, open_serial(b, BAUD) as rx:
 
         async def receive() -> None:
@@ -117,9 +119,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         a, b = os.path.join(tmp, "ttyA"), os.path.join(tmp, "ttyB")
-        socat = subprocess.Popen(
-            ["socat", f"pty,raw,echo=0,link={a}", f"pty,raw,echo=0,link={b}"]
-        )
+        socat = subprocess.Popen(["socat", f"pty,raw,echo=0,link={a}", f"pty,raw,echo=0,link={b}"])
         affinity, policy = os.sched_getaffinity(0), os.sched_getscheduler(0)
         try:
             while not (os.path.exists(a) and os.path.exists(b)):
