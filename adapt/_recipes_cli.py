@@ -159,6 +159,13 @@ def _copy(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(f"wrote {target}")
+    if target.stem in sys.stdlib_module_names:
+        other = target.parent / f"async_{target.name}"
+        print(
+            f"note: {target.name} has the name of a standard library module: import it from "
+            f"your package, or copy it under another name ({other})",
+            file=sys.stderr,
+        )
     return 0
 
 

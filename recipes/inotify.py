@@ -1,6 +1,6 @@
 """Async file-system events from inotify_simple, without a thread.
 
-Requires: inotify_simple >= 1.3 (``pip install inotify_simple``).
+Requires: inotify-simple >= 1.3 (``pip install inotify-simple``).
 
 Platforms: Linux.
 
@@ -50,7 +50,7 @@ from adapt import Async, WouldBlock
 
 __all__ = ["LIBRARY", "SUMMARY", "QueueOverflow", "Watcher"]
 
-LIBRARY = "inotify_simple"
+LIBRARY = "inotify-simple"
 SUMMARY = "Async file-system events from inotify_simple, without a thread."
 
 

@@ -108,19 +108,27 @@ def _check_cli(python: str, tmp_path: Path) -> None:
     missing = _cli("recipes", "show", "no-such-recipe", python=python, cwd=tmp_path)
     assert missing.returncode == 2
     assert "no recipe named 'no-such-recipe'" in missing.stderr
+    # not into the working folder: there a copy named like a standard library
+    # module (subprocess.py) would shadow it for every program run there
+    project = tmp_path / "project"
+    project.mkdir()
     for name in SHIPPED:
         shown = _cli("recipes", "show", name, python=python, cwd=tmp_path)
         assert shown.returncode == 0, shown.stderr
         assert shown.stdout == (ROOT / "recipes" / f"{name}.py").read_text()
-        copied = _cli("recipes", "copy", name, str(tmp_path), python=python, cwd=tmp_path)
+        copy_args = ("recipes", "copy", name, str(project))
+        copied = _cli(*copy_args, python=python, cwd=tmp_path)
         assert copied.returncode == 0, copied.stderr
-        assert (tmp_path / f"{name}.py").exists()
-        again = _cli("recipes", "copy", name, str(tmp_path), python=python, cwd=tmp_path)
+        text = (project / f"{name}.py").read_text()
+        assert "adapt.recipes" not in text  # the example imports the copy
+        assert text.replace(f"from {name} import", f"from adapt.recipes.{name} import") == (
+            shown.stdout
+        )
+        assert ("standard library module" in copied.stderr) == (name in sys.stdlib_module_names)
+        again = _cli(*copy_args, python=python, cwd=tmp_path)
         assert again.returncode == 1
         assert "--force" in again.stderr
-        forced = _cli(
-            "recipes", "copy", name, str(tmp_path), "--force", python=python, cwd=tmp_path
-        )
+        forced = _cli(*copy_args, "--force", python=python, cwd=tmp_path)
         assert forced.returncode == 0, forced.stderr
 
 

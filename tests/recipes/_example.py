@@ -29,9 +29,10 @@ def example_source(module: ModuleType) -> str:
     return source
 
 
-def example_main(module: ModuleType) -> Callable[[], Awaitable[Any]]:
-    """The example's ``main``, defined but not run."""
+def example_main(module: ModuleType, **given: Any) -> Callable[[], Awaitable[Any]]:
+    """The example's ``main``, defined but not run; ``given`` are the names
+    the example says its surroundings provide (a server's port...)."""
     source = example_source(module).removesuffix(RUN_LINE)
-    namespace: dict[str, Any] = {"__name__": f"{module.__name__}_example"}
+    namespace: dict[str, Any] = {"__name__": f"{module.__name__}_example", **given}
     exec(compile(source, f"<{module.__name__} example>", "exec"), namespace)
     return cast(Callable[[], Awaitable[Any]], namespace["main"])
