@@ -1,4 +1,4 @@
-"""Console input: ``await ainput(prompt)`` and ``async for line in lines()`` on stdin.
+"""Console input: await ainput(prompt) and async for line in lines() on stdin.
 
 Requires: standard library.
 

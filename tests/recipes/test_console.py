@@ -11,7 +11,7 @@ from pathlib import Path
 
 import anyio
 import pytest
-from adapt.recipes import console
+from adapt.recipes import console as recipe
 
 from adapt import BufferedStream, run_sync
 
@@ -146,7 +146,7 @@ def test_dev_null_stdin_ends_at_once(backend: str) -> None:
 
 
 async def test_example_on_a_terminal(backend: str) -> None:
-    term = Terminal(example_command(console, backend))
+    term = Terminal(example_command(recipe, backend))
     try:
         await term.expect(b"name? ")
         await term.type(b"erin\n")
@@ -165,5 +165,5 @@ def test_example_with_a_regular_file(backend: str, tmp_path: Path) -> None:
     path = tmp_path / "input.txt"
     path.write_text("frank\nl1\nl2\n")
     with path.open("rb") as f:
-        out = run_example(console, backend, stdin=f)
+        out = run_example(recipe, backend, stdin=f)
     assert out == "name? hello frank\ngot l1\ngot l2\nexample ok\n"

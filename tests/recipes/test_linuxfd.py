@@ -11,6 +11,7 @@ import time
 import anyio
 import pytest
 from adapt.recipes import linuxfd
+from adapt.recipes import linuxfd as recipe
 
 from adapt import ClosedResourceError, run_sync
 
@@ -19,7 +20,7 @@ from ._child import BACKENDS, run_example
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_example(backend: str) -> None:
-    run_example(linuxfd, backend)
+    run_example(recipe, backend)  # a process of its own: signals blocked at start
 
 
 async def test_eventfd_counter_sums_writes(backend: str) -> None:
@@ -127,6 +128,7 @@ SIGNAL_CHILD = textwrap.dedent(
     import anyio
     from adapt import run_sync
     from adapt.recipes import linuxfd
+from adapt.recipes import linuxfd as recipe
 
     linuxfd.block_signals(signal.SIGUSR1, signal.SIGUSR2)
 

@@ -13,17 +13,16 @@ from multiprocessing.connection import AuthenticationError, Client, Pipe
 
 import anyio
 import pytest
-from adapt.recipes import multiprocessing as mp_recipe
+from adapt.recipes import multiprocessing as recipe
 from adapt.recipes.multiprocessing import Conn, Listener, connect
 
-from ._child import BACKENDS, run_example
+from ._example import example_main
 
 BIG = bytes(range(256)) * 40_000  # 10 MB
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_example(backend: str) -> None:
-    run_example(mp_recipe, backend)
+async def test_example(backend: str) -> None:
+    await example_main(recipe)()
 
 
 async def test_big_messages_both_ways_on_one_loop_without_stalling(backend: str) -> None:

@@ -11,12 +11,12 @@ from pathlib import Path
 import anyio
 import pytest
 import serial
-from adapt.recipes import serial as serial_recipe
+from adapt.recipes import serial as recipe
 from adapt.recipes.serial import AsyncSerial, open_serial
 
 from adapt import LimitOverrunError
 
-from ._child import BACKENDS, run_example
+from ._example import example_main
 
 
 @pytest.fixture
@@ -40,9 +40,8 @@ def ports(tmp_path: Path) -> Iterator[tuple[str, str]]:
         socat.wait(10)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_example(backend: str, ports: tuple[str, str]) -> None:
-    run_example(serial_recipe, backend, prelude=f"PORT_A, PORT_B = {ports!r}\n")
+async def test_example(backend: str, ports: tuple[str, str]) -> None:
+    await example_main(recipe, PORT_A=ports[0], PORT_B=ports[1])()
 
 
 async def test_large_transfers_both_ways_lose_nothing(backend: str, ports: tuple[str, str]) -> None:
