@@ -128,7 +128,6 @@ SIGNAL_CHILD = textwrap.dedent(
     import anyio
     from adapt import run_sync
     from adapt.recipes import linuxfd
-from adapt.recipes import linuxfd as recipe
 
     linuxfd.block_signals(signal.SIGUSR1, signal.SIGUSR2)
 
