@@ -25,17 +25,17 @@ timerfd), hence ctypes.
 Example::
 
     import asyncio, os, signal
-    from adapt.recipes import linuxfd
+    from adapt.recipes.linuxfd import EventFD, SignalFD, TimerFD, block_signals
 
-    linuxfd.block_signals(signal.SIGUSR1)       # first thing, before any thread
+    block_signals(signal.SIGUSR1)               # first thing, before any thread
     async def main():
-        with linuxfd.EventFD() as ev:
+        with EventFD() as ev:
             ev.write(3)
             assert await ev.read() == 3
-        with linuxfd.TimerFD() as timer:
+        with TimerFD() as timer:
             timer.set(0.01, interval=0.01)      # periodic, every 10 ms
             assert await timer.wait() >= 1
-        with linuxfd.SignalFD(signal.SIGUSR1) as sigs:
+        with SignalFD(signal.SIGUSR1) as sigs:
             os.kill(os.getpid(), signal.SIGUSR1)
             info = await sigs.read()            # (signo, sender's pid)
             assert info == (signal.SIGUSR1, os.getpid())

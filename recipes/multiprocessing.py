@@ -28,7 +28,7 @@ which ends that thread at once.  Pickling runs on the loop.
 Example::
 
     import asyncio
-    from multiprocessing import Pipe
+    from multiprocessing.connection import Pipe
 
     import anyio
     from adapt.recipes.multiprocessing import Conn, Listener, connect
@@ -57,11 +57,11 @@ Example::
 
 from __future__ import annotations
 
+import multiprocessing.connection as mpc
 import os
 import pickle
 import socket
 import struct
-from multiprocessing import connection as mpc
 from multiprocessing.reduction import ForkingPickler
 from typing import Any, Self
 
