@@ -22,7 +22,7 @@ trio; pyserial-asyncio (``open_serial_connection``: ``StreamWriter.write`` +
 ``drain`` per 64 KiB, ``StreamReader.read``) on asyncio.  Chunked writes
 keep the comparison about waiting: handed one large buffer, pyserial-asyncio
 copies the unsent rest on every ``Serial.write`` (quadratic; about 5 MiB/s
-for 16 MiB written at once here).
+for 16 MiB written at once here; ``--write-size 0`` measures that).
 
     python benchmarks/bench_serial.py            # full run (~1 minute)
     python benchmarks/bench_serial.py --quick    # smoke run
@@ -47,6 +47,8 @@ from adapt.recipes.serial import open_serial
 
 MiB = 1024 * 1024
 CHUNK = 64 * 1024
+#: bytes per write (``--write-size``; 0: the whole volume in one write)
+WRITE = CHUNK
 BAUD = 4_000_000  # ptys ignore it; set for the record
 
 
@@ -62,8 +64,8 @@ async def adapt_transfer(
 
         async def send() -> None:
             view = memoryview(data)
-            for start in range(0, len(view), CHUNK):
-                await tx.write(view[start : start + CHUNK])
+            for start in range(0, len(view), WRITE or len(view)):
+                await tx.write(view[start : start + (WRITE or len(view))])
 
         await gather(send(), receive())
 
@@ -88,8 +90,8 @@ async def pyserial_asyncio_transfer(a: str, b: str, data: bytes) -> None:
 
     async def send() -> None:
         view = memoryview(data)
-        for start in range(0, len(view), CHUNK):
-            writer.write(view[start : start + CHUNK])
+        for start in range(0, len(view), WRITE or len(view)):
+            writer.write(view[start : start + (WRITE or len(view))])
             await writer.drain()
 
     async def receive() -> None:
@@ -108,9 +110,14 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a smoke run of a few seconds")
     parser.add_argument("--mib", type=int, default=16, help="MiB per transfer (default 16)")
     parser.add_argument(
+        "--write-size", type=int, default=CHUNK, help="bytes per write (0: all at once)"
+    )
+    parser.add_argument(
         "--cpus", choices=["same", "free"], default="same", help="see the module docstring"
     )
     args = parser.parse_args()
+    global WRITE
+    WRITE = args.write_size
     size = (2 if args.quick else args.mib) * MiB
     rounds = 2 if args.quick else 9
     data = os.urandom(size)
