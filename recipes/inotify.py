@@ -1,6 +1,6 @@
 """Async file-system events from inotify_simple, without a thread.
 
-Requires: inotify-simple >= 1.3 (``pip install inotify-simple``).
+Requires: inotify-simple >= 1.3.5 (``pip install inotify-simple``).
 
 Platforms: Linux.
 
@@ -66,13 +66,6 @@ class QueueOverflow(Exception):
         self.events = events
 
 
-def _read_now(inotify: INotify) -> list[Event]:
-    events = inotify.read(timeout=0)  # never waits: FIONREAD, then one read
-    if not events:
-        raise WouldBlock  # inotify_simple's "nothing queued"
-    return events
-
-
 class Watcher:
     """An ``INotify`` (yours, or a new one) whose events are awaited.
 
@@ -87,6 +80,12 @@ class Watcher:
         self._wrapper = Async(self.inotify)
         self._pending: deque[Event] = deque()
 
+    def _read_now(self, _: object) -> list[Event]:
+        events = self.inotify.read(timeout=0)  # never waits: FIONREAD, then one read
+        if not events:
+            raise WouldBlock  # inotify_simple's "nothing queued"
+        return events
+
     def add_watch(self, path: str | bytes, mask: int) -> int:
         """``INotify.add_watch``: start watching ``path``; returns its ``wd``."""
         return self.inotify.add_watch(path, mask)
@@ -97,7 +96,7 @@ class Watcher:
 
     async def read(self) -> list[Event]:
         """Wait for events and return all that are queued (at least one)."""
-        events = await self._wrapper.read_with(_read_now)
+        events = await self._wrapper.read_with(self._read_now)
         if any(event.mask & flags.Q_OVERFLOW for event in events):
             raise QueueOverflow([e for e in events if not e.mask & flags.Q_OVERFLOW])
         return events

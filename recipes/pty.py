@@ -109,7 +109,7 @@ class Pty:
 
         def reap() -> int:
             proc.isalive()  # the child has exited: its waitpid returns at once
-            return proc.exitstatus if proc.signalstatus is None else -proc.signalstatus
+            return int(proc.exitstatus if proc.signalstatus is None else -proc.signalstatus)
 
         session = cls(Async(proc.fd), proc.pid, reap, owned=False)
         pending = getattr(child, "buffer", b"")

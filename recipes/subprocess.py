@@ -45,7 +45,7 @@ import os
 import select
 import signal
 import subprocess
-from typing import Any, Self
+from typing import Any, Self, cast
 
 from adapt import Async, BufferedStream, WouldBlock
 
@@ -122,16 +122,16 @@ class Process:
                     for fd, _ in await ready.read_with(_events):
                         try:
                             if fd in out:
-                                chunk = os.read(fd, 65536)
-                                out[fd].append(chunk)
+                                out[fd].append(os.read(fd, 65536))
+                                finished = not out[fd][-1]  # the end of an output
                             else:
                                 todo = todo[os.write(fd, todo[:65536]) :]
-                                chunk = todo
+                                finished = not todo  # all input written
                         except BlockingIOError:
                             continue  # a spurious event: epoll will report it again
                         except BrokenPipeError:
-                            chunk = b""  # the child stopped reading: like Popen, go on
-                        if not chunk:  # the end of an output, or all input written
+                            finished = True  # the child stopped reading: like Popen, go on
+                        if finished:
                             poller.unregister(fd)
                             watching -= 1
                             if fd not in out and self.stdin is not None:
@@ -173,13 +173,15 @@ def spawn(*args: str | os.PathLike[str], **popen_kwargs: Any) -> Process:
         child = subprocess.Popen(args, stdin=PIPE, stdout=PIPE, stderr=PIPE)
         child = spawn(*args)
     """
-    if popen_kwargs.get("text") or popen_kwargs.get("universal_newlines"):
+    if any(popen_kwargs.pop(name, None) for name in ("text", "universal_newlines", "encoding")):
         raise ValueError("spawn() gives bytes streams: decode the lines instead of text=True")
     if popen_kwargs.setdefault("bufsize", 0) != 0:
         raise ValueError("spawn() needs unbuffered pipes (bufsize=0)")
     for name in ("stdin", "stdout", "stderr"):
         popen_kwargs.setdefault(name, PIPE)
-    popen = subprocess.Popen(args, **popen_kwargs)
+    # bytes: text, universal_newlines and encoding were refused above (the
+    # checkers cannot tell which Popen overload **popen_kwargs selects)
+    popen: subprocess.Popen[bytes] = cast(Any, subprocess.Popen)(args, **popen_kwargs)
     try:
         return Process(popen)
     except BaseException:
