@@ -67,6 +67,9 @@ from typing import Any, Self
 
 from adapt import Async, run_sync
 
+#: the module's helpers that its type stubs leave out (they are untyped)
+_helpers: Any = mpc
+
 LIBRARY = None
 SUMMARY = "multiprocessing connections: async send/recv for Pipe(), Listener and Client."
 
@@ -159,7 +162,7 @@ class Conn:
 
 
 async def _authenticate(conn: mpc.Connection[Any, Any], authkey: bytes, server: bool) -> None:
-    steps = [mpc.deliver_challenge, mpc.answer_challenge]
+    steps = [_helpers.deliver_challenge, _helpers.answer_challenge]
 
     def handshake() -> None:
         try:
@@ -181,7 +184,7 @@ async def _authenticate(conn: mpc.Connection[Any, Any], authkey: bytes, server: 
 
 async def connect(address: Any, *, authkey: bytes | None = None) -> Conn:
     """Awaitable ``multiprocessing.connection.Client(address, authkey=authkey)``."""
-    wrapped = Async(socket.socket(getattr(socket, mpc.address_type(address))))  # type: ignore[attr-defined]
+    wrapped = Async(socket.socket(getattr(socket, _helpers.address_type(address))))
     try:
         await wrapped.connect(address)
     except BaseException:
@@ -203,8 +206,10 @@ class Listener:
         backlog: int = 1,
         authkey: bytes | None = None,
     ) -> None:
-        kind: str = family or (mpc.address_type(address) if address else mpc.default_family)  # type: ignore[attr-defined]
-        address = address or mpc.arbitrary_address(kind)  # type: ignore[attr-defined]
+        kind: str = family or (
+            _helpers.address_type(address) if address else _helpers.default_family
+        )
+        address = address or _helpers.arbitrary_address(kind)
         self._authkey, self._family = authkey, kind
         sock = socket.socket(getattr(socket, kind))
         try:
