@@ -245,3 +245,26 @@ def test_bad_input_is_refused() -> None:
         with pytest.raises(TypeError, match="buffering=0"):
             BufferedStream(buffered)
         assert os.get_blocking(r)
+
+
+async def test_gathering_many_small_reads_takes_linear_time(backend: str) -> None:
+    # 32 MiB in 4 KiB reads: joining the buffer on every read copied about
+    # 128 GiB (minutes); appending in place copies each byte about once
+    size = 32 * 1024 * 1024
+    payload = bytes(range(256)) * (size // 256)
+    r, w = os.pipe()
+    async with BufferedStream(r, chunk_size=4096) as stream, Async(w) as writer:
+
+        async def produce() -> None:
+            view = memoryview(payload)
+            while view:
+                chunk = view[:65536]
+                view = view[await writer.write_with(lambda fd, c=chunk: os.write(fd, c)) :]
+            writer.close()
+
+        with anyio.fail_after(20):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(produce)
+                head = await stream.readexactly(size // 2)
+                rest = await stream.read()
+    assert head + rest == payload
