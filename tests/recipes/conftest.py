@@ -1,0 +1,33 @@
+"""Module-scoped fixtures for the real servers the recipe tests talk to."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from .servers import Postgres, Sshd, start_mosquitto, start_postgres, start_redis, start_sshd
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[Postgres]:
+    with start_postgres() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    with start_mosquitto(tmp_path_factory.mktemp("mosquitto")) as port:
+        yield port
+
+
+@pytest.fixture(scope="module")
+def redis_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    with start_redis(tmp_path_factory.mktemp("redis")) as port:
+        yield port
+
+
+@pytest.fixture(scope="module")
+def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
+    with start_sshd(tmp_path_factory.mktemp("sshd")) as server:
+        yield server
