@@ -119,9 +119,9 @@ def start_postgres() -> Iterator[Postgres]:
         for _attempt in range(3):  # the free port may be taken before the server binds it
             port = free_port()
             options = f"-p {port} -k {workdir} -c listen_addresses=127.0.0.1 -c fsync=off"
+            pg_ctl = [*run_as, str(PG_BIN / "pg_ctl"), "-D", data, "-l", str(log)]
             started = subprocess.run(
-                [*run_as, str(PG_BIN / "pg_ctl"), "-D", data, "-l", str(log), "-w"]
-                + ["-t", str(int(TIMEOUT)), "-o", options, "start"],
+                [*pg_ctl, "-w", "-t", str(int(TIMEOUT)), "-o", options, "start"],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
                 timeout=TIMEOUT + 10,
@@ -179,8 +179,17 @@ def start_redis(workdir: Path) -> Iterator[int]:
     binary = _program("redis-server", "/usr/bin/redis-server")
 
     def argv(port: int, workdir: Path) -> list[str]:
-        return [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
-        + ["--dir", str(workdir)]
+        return [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--dir",
+            str(workdir),
+        ]
 
     with _on_free_port(argv, workdir) as port:
         yield port

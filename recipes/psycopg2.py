@@ -1,0 +1,195 @@
+"""PostgreSQL queries, notifications and cancellation with psycopg2, without a thread.
+
+Requires: psycopg2 2.9 (``pip install psycopg2-binary``, or ``psycopg2``).
+
+Platforms: Linux (any platform adapt runs on).
+
+Adapts: psycopg2's asynchronous connections (``connect(..., async_=1)``).
+Their would-block signal is ``conn.poll()``'s answer: ``POLL_READ`` or
+``POLL_WRITE`` (wait for that direction, then poll again) until ``POLL_OK``;
+the recipe raises :class:`adapt.WantRead` / :class:`adapt.WantWrite` for
+them, so ``Async(conn).read_with`` waits in the direction libpq asks for.
+:func:`connect` waits on a fresh wrapper of ``conn.fileno()`` for each step:
+with a multi-host DSN libpq closes its socket mid-connect and opens another,
+often on the same fd number, which one long-lived registration would never
+see.  :class:`Database` runs queries (``execute``, ``fetchall``) and turns
+``LISTEN`` into an async iterator (``notifications``).  A query whose task
+is cancelled (``asyncio.timeout``, ``task.cancel()``, a trio cancel scope)
+is cancelled on the server too: ``conn.cancel()``, then the result is
+drained, so the connection stays usable and the server stops working on it.
+
+Caveats: psycopg2 refuses ``COPY``, ``with conn:`` transactions and
+``executemany`` on asynchronous connections -- use a second, ordinary
+connection in a worker thread (:func:`adapt.run_sync`) for those.  The
+cleanup after a cancellation blocks the loop for up to ``cancel_timeout``
+seconds (default 5): ``PQcancel`` is a blocking call, and the drain must
+finish before the cancellation propagates; a server that does not answer in
+time gets its connection closed.  Autocommit is always on (psycopg2's rule
+for async connections): run ``BEGIN`` / ``COMMIT`` yourself.
+
+Example::
+
+    import asyncio
+    from adapt.recipes.psycopg2 import connect
+
+    async def main():
+        # `dsn` names a PostgreSQL server (the test starts one)
+        db = await connect(dsn)
+        rows = await db.fetchall("SELECT %s + 1", (41,))
+        print(rows)
+        await db.execute("LISTEN jobs")
+        await db.execute("NOTIFY jobs, 'hello'")
+        async for note in db.notifications():
+            print(note.channel, note.payload)
+            break
+        db.close()
+
+    asyncio.run(main())
+"""
+
+from __future__ import annotations
+
+import select
+import time
+from typing import Any
+
+import psycopg2
+import psycopg2.extensions as ext
+
+from adapt import Async, WantRead, WantWrite, WouldBlock
+
+__all__ = ["LIBRARY", "SUMMARY", "Database", "Notifications", "connect"]
+
+LIBRARY = "psycopg2-binary"
+SUMMARY = "PostgreSQL queries, notifications and cancellation with psycopg2, without a thread."
+
+
+def _step(conn: ext.connection) -> None:
+    """One ``poll()``: done, or the direction libpq waits for."""
+    state = conn.poll()
+    if state == ext.POLL_OK:
+        return
+    if state == ext.POLL_READ:
+        raise WantRead
+    if state == ext.POLL_WRITE:
+        raise WantWrite
+    raise psycopg2.OperationalError(f"conn.poll() returned {state}")
+
+
+async def connect(dsn: str = "", *, cancel_timeout: float = 5.0, **kwargs: Any) -> Database:
+    """Connect without blocking the loop::
+
+    conn = psycopg2.connect(dsn)                 # sync
+    db = await connect(dsn)                      # async; db.conn is the connection
+    """
+    conn: ext.connection = psycopg2.connect(dsn, async_=1, **kwargs)
+    try:
+        while True:
+            state = conn.poll()
+            if state == ext.POLL_OK:
+                return Database(conn, cancel_timeout)
+            # the fd may be new (another host of the DSN): wrap it for this
+            # one wait and unwrap it before libpq may close it
+            step = Async(conn.fileno(), nonblocking=False)
+            try:
+                await (step.readable() if state == ext.POLL_READ else step.writable())
+            finally:
+                step.into_inner()
+    except BaseException:
+        conn.close()
+        raise
+
+
+def _next_notify(conn: ext.connection) -> ext.Notify:
+    _step(conn)  # reads what arrived; raises WantRead while idle
+    if not conn.notifies:
+        raise WouldBlock
+    return conn.notifies.pop(0)
+
+
+class Notifications:
+    """An async iterator of a connection's notifications (a plain object,
+    not an async generator: breaking out of ``async for`` leaves nothing to
+    finalize)."""
+
+    def __init__(self, wrapper: Async[ext.connection]) -> None:
+        self._wrapper = wrapper
+
+    def __aiter__(self) -> Notifications:
+        return self
+
+    async def __anext__(self) -> ext.Notify:
+        return await self._wrapper.read_with(_next_notify)
+
+
+class Database:
+    """An open asynchronous connection (``conn``) and its wrapper."""
+
+    def __init__(self, conn: ext.connection, cancel_timeout: float = 5.0) -> None:
+        self.conn = conn
+        self.cancel_timeout = cancel_timeout
+        # libpq keeps its socket non-blocking itself: adapt must not touch it
+        self._wrapper = Async(conn, nonblocking=False)
+
+    async def execute(self, sql: str, params: Any = None) -> ext.cursor:
+        """Run one statement; returns the cursor with its results::
+
+        cur.execute(sql, params)                 # sync
+        cur = await db.execute(sql, params)      # async
+        """
+        cursor = self.conn.cursor()
+        cursor.execute(sql, params)
+        try:
+            await self._wrapper.read_with(_step)
+        except BaseException:
+            if self.conn.isexecuting():
+                self._cancel()  # cancelled mid-query: stop it on the server too
+            raise
+        return cursor
+
+    async def fetchall(self, sql: str, params: Any = None) -> list[tuple[Any, ...]]:
+        """``execute`` then ``fetchall()`` (the rows are already here)."""
+        return (await self.execute(sql, params)).fetchall()
+
+    def notifications(self) -> Notifications:
+        """The ``NOTIFY`` messages of the channels this connection ``LISTEN``s to::
+
+        conn.poll(); conn.notifies.pop(0)     # sync, after select() said readable
+        async for note in db.notifications(): ...
+        """
+        return Notifications(self._wrapper)
+
+    def _cancel(self) -> None:
+        # Send the server a cancel request, then read the query's end (an
+        # error, or its result if it finished first) so the next query finds
+        # the connection idle.  Synchronous: it must complete although the
+        # task is being cancelled.
+        conn = self.conn
+        deadline = time.monotonic() + self.cancel_timeout
+        try:
+            conn.cancel()
+            while True:
+                try:
+                    _step(conn)
+                    return
+                except WantRead:
+                    rlist, wlist = [conn], []
+                except WantWrite:
+                    rlist, wlist = [], [conn]
+                except psycopg2.Error:
+                    if conn.closed:
+                        break
+                    return  # QueryCanceled, or the query's own error: idle again
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                select.select(rlist, wlist, [], left)
+        except psycopg2.Error:
+            pass
+        self.close()  # out of step with the server: unusable
+
+    def close(self) -> None:
+        """Deregister and close the connection (idempotent)."""
+        if not self._wrapper.closed:
+            self._wrapper.into_inner()
+        self.conn.close()

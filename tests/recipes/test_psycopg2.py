@@ -1,0 +1,173 @@
+"""The psycopg2 recipe against a real PostgreSQL 15 server, on every loop."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import anyio
+import psycopg2
+import psycopg2.extensions as ext
+import pytest
+from adapt.recipes import psycopg2 as recipe
+from adapt.recipes.psycopg2 import Database, connect
+
+from adapt import Async
+
+from ._example import example_main
+from .servers import Postgres, free_port
+
+
+def _sleeping(pg: Postgres) -> int:
+    """How many server backends are running pg_sleep right now (checked
+    over an ordinary blocking connection)."""
+    with psycopg2.connect(pg.dsn) as check, check.cursor() as cur:
+        cur.execute(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE query LIKE 'SELECT pg_sleep%%' AND state = 'active'"
+        )
+        row = cur.fetchone()
+    check.close()
+    assert row is not None
+    return int(row[0])
+
+
+async def _until_sleeping(pg: Postgres, n: int) -> None:
+    with anyio.fail_after(10):
+        while _sleeping(pg) != n:
+            await anyio.sleep(0.02)
+
+
+async def test_example(
+    backend: str, postgres: Postgres, capsys: pytest.CaptureFixture[str]
+) -> None:
+    await example_main(recipe, dsn=postgres.dsn)()
+    assert capsys.readouterr().out == "[(42,)]\njobs hello\n"
+
+
+async def test_queries_errors_and_types(backend: str, postgres: Postgres) -> None:
+    db = await connect(postgres.dsn)
+    try:
+        await db.execute("CREATE TEMP TABLE t (id int PRIMARY KEY, name text)")
+        await db.execute("INSERT INTO t VALUES (%s, %s), (%s, %s)", (1, "a", 2, "b"))
+        assert await db.fetchall("SELECT * FROM t ORDER BY id") == [(1, "a"), (2, "b")]
+        with pytest.raises(psycopg2.errors.UniqueViolation):
+            await db.execute("INSERT INTO t VALUES (1, 'again')")
+        with pytest.raises(psycopg2.errors.SyntaxError):
+            await db.execute("SELEC 1")
+        # still usable after errors
+        rows = await db.fetchall("SELECT count(*) FROM generate_series(1, 100000)")
+        assert rows == [(100000,)]
+    finally:
+        db.close()
+
+
+async def test_concurrent_connections_overlap(backend: str, postgres: Postgres) -> None:
+    dbs = [await connect(postgres.dsn) for _ in range(4)]
+    try:
+        start = time.monotonic()
+        async with anyio.create_task_group() as tg:
+            for db in dbs:
+                tg.start_soon(db.execute, "SELECT pg_sleep(0.3)")
+        assert time.monotonic() - start < 1.0  # 4 x 0.3 s would be 1.2 s in series
+    finally:
+        for db in dbs:
+            db.close()
+
+
+async def test_multi_host_dsn_whose_first_host_refuses(backend: str, postgres: Postgres) -> None:
+    # libpq closes the refused socket mid-connect and opens a new one, often
+    # on the same fd number: each wait must see the fd as it is now
+    dead = free_port()
+    dsn = f"host=127.0.0.1,127.0.0.1 port={dead},{postgres.port} user=postgres dbname=postgres"
+    with anyio.fail_after(10):
+        db = await connect(dsn)
+    try:
+        assert db.conn.info.port == postgres.port
+        assert await db.fetchall("SELECT 1") == [(1,)]
+    finally:
+        db.close()
+
+
+async def test_connect_failure_is_an_error(backend: str, postgres: Postgres) -> None:
+    with pytest.raises(psycopg2.OperationalError, match="refused"):
+        await connect(f"host=127.0.0.1 port={free_port()} user=postgres connect_timeout=5")
+
+
+async def test_plain_read_with_leaves_a_cancelled_query_running(
+    backend: str, postgres: Postgres
+) -> None:
+    # What the recipe fixes: a cancelled wait consumes nothing, but the
+    # query goes on on the server and the connection is still busy with it.
+    db = await connect(postgres.dsn)
+    plain = Async(db.conn, nonblocking=False)
+    try:
+        cursor = db.conn.cursor()
+        with anyio.move_on_after(0.3):
+            cursor.execute("SELECT pg_sleep(10)")
+            await plain.read_with(recipe._step)
+        await _until_sleeping(postgres, 1)  # still running on the server
+        with pytest.raises(psycopg2.ProgrammingError, match="underway"):
+            db.conn.cursor().execute("SELECT 1")
+    finally:
+        plain.into_inner()
+        db.close()
+    await _until_sleeping(postgres, 0)  # closing the connection ends it
+
+
+async def _cancelled_under_every_scope(db: Database, backend: str) -> None:
+    """Cancel a long query in each way the loop offers."""
+    with anyio.move_on_after(0.2):  # a trio/anyio cancel scope
+        await db.execute("SELECT pg_sleep(10)")
+    if backend == "trio":
+        return
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.2):
+            await db.execute("SELECT pg_sleep(10)")
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(db.execute("SELECT pg_sleep(10)"), 0.2)
+    task = asyncio.ensure_future(db.execute("SELECT pg_sleep(10)"))
+    await asyncio.sleep(0.2)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+async def test_cancellation_stops_the_query_and_keeps_the_connection(
+    backend: str, postgres: Postgres
+) -> None:
+    db = await connect(postgres.dsn)
+    try:
+        start = time.monotonic()
+        await _cancelled_under_every_scope(db, backend)
+        assert time.monotonic() - start < 5  # none of them waited for pg_sleep(10)
+        assert _sleeping(postgres) == 0  # cancelled on the server, at once
+        assert await db.fetchall("SELECT 1") == [(1,)]
+        assert db.conn.status == ext.STATUS_READY
+    finally:
+        db.close()
+
+
+async def test_notifications_from_another_connection(backend: str, postgres: Postgres) -> None:
+    listener, sender = await connect(postgres.dsn), await connect(postgres.dsn)
+    try:
+        await listener.execute("LISTEN events")
+        got: list[str] = []
+
+        async def listen() -> None:
+            async for note in listener.notifications():
+                got.append(note.payload)
+                if len(got) == 50:
+                    return
+
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(listen)
+                for i in range(50):
+                    await sender.execute("SELECT pg_notify('events', %s)", (str(i),))
+                    if i % 10 == 0:
+                        await anyio.sleep(0.01)  # some arrive while the listener waits
+        assert got == [str(i) for i in range(50)]
+    finally:
+        listener.close()
+        sender.close()
