@@ -1,0 +1,180 @@
+"""Redis commands, pipelines and pub/sub with redis-py, without a thread per call.
+
+Requires: redis 5.0 (``pip install redis``).
+
+Platforms: Linux (any platform adapt runs on).
+
+Adapts: a ``redis.Redis`` client's connection (``redis.connection.Connection``)
+and ``PubSub``.  redis-py has no would-block signal of its own: its sockets
+block, and its parser reads ahead into a buffer.  The recipe's op asks
+``conn.can_read(timeout=0)`` (buffered bytes, or a readable socket) and
+raises :class:`adapt.WouldBlock` when nothing is there; otherwise it runs
+redis-py's own ``parse_response``, so replies get the client's response
+callbacks (``decode_responses``, ``HGETALL`` as a dict...).  Pub/sub
+messages are drained from the parser's buffer before each wait.  A command
+whose task is cancelled, or that fails in transit, drops its connection (a
+late reply would otherwise answer the next command; a cancelled ``BLPOP``
+leaves its item on the server), and the next command reconnects.
+
+Caveats: the socket stays in blocking mode, because redis-py's connection
+breaks in non-blocking mode ("Error while reading from socket"), so the
+recipe wraps it with ``nonblocking=False``: a reply that has begun to
+arrive is read to its end, and a command is sent, with blocking calls --
+fine for replies and commands that fit the socket buffers, a stall of the
+loop for ones of many megabytes.  Connecting (DNS, TCP, the ``HELLO``
+handshake) and the first ``SUBSCRIBE`` run in a worker thread
+(:func:`adapt.run_sync`).  One :class:`Client` is one connection: use one per
+concurrent task (commands on one connection run one at a time).
+
+Example::
+
+    import asyncio
+    from adapt.recipes.redis import Client
+
+    async def main():
+        # `port` is a redis-server on 127.0.0.1 (the test starts one)
+        async with Client(port=port, decode_responses=True) as r:
+            await r.execute("SET", "greeting", "hello")
+            print(await r.execute("GET", "greeting"))
+            print(await r.pipeline(("INCR", "n"), ("INCR", "n")))
+
+    asyncio.run(main())
+"""
+
+from __future__ import annotations
+
+import functools
+from types import TracebackType
+from typing import Any
+
+import redis
+
+from adapt import Async, WouldBlock, run_sync
+
+__all__ = ["LIBRARY", "SUMMARY", "Client", "Subscription"]
+
+LIBRARY = "redis"
+SUMMARY = "Redis commands, pipelines and pub/sub with redis-py, without a thread per call."
+
+
+class Client:
+    """One redis connection, used from one task at a time::
+
+    r = redis.Redis(port=port); r.get("k")         # sync
+    r = Client(port=port); await r.execute("GET", "k")
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        # redis-py is partly typed: its objects are Any here
+        self.redis: Any = redis.Redis(**kwargs)
+        self._conn: Any = None  # a redis.connection.Connection
+        self._wrapper: Async[Any] | None = None
+
+    async def _connection(self) -> tuple[Any, Async[Any]]:
+        if self._conn is None or self._wrapper is None:
+            conn: Any = await run_sync(self.redis.connection_pool.get_connection)
+            # blocking mode kept: redis-py reads whole replies with recv()
+            self._wrapper = Async(conn._sock, nonblocking=False)
+            self._conn = conn
+        return self._conn, self._wrapper
+
+    def _drop(self) -> None:
+        if self._wrapper is not None:
+            self._wrapper.into_inner()
+        if self._conn is not None:
+            self._conn.disconnect()
+            self.redis.connection_pool.release(self._conn)
+        self._conn = self._wrapper = None
+
+    def _reply(self, conn: Any, name: str, options: dict[str, Any], _sock: object) -> Any:
+        if not conn.can_read(timeout=0):  # nothing buffered, nothing arrived
+            raise WouldBlock
+        return self.redis.parse_response(conn, name, **options)
+
+    async def execute(self, *args: Any, **options: Any) -> Any:
+        """Send one command and return its reply, as redis-py parses it."""
+        return (await self._run([args], options))[0]
+
+    async def pipeline(self, *commands: tuple[Any, ...]) -> list[Any]:
+        """Send the commands in one write; their replies in order.  A reply
+        that is an error is returned in its place, as redis-py's pipelines do
+        with ``raise_on_error=False``."""
+        return await self._run(list(commands), {}, errors_in_place=True)
+
+    async def _run(
+        self,
+        commands: list[tuple[Any, ...]],
+        options: dict[str, Any],
+        errors_in_place: bool = False,
+    ) -> list[Any]:
+        conn, wrapper = await self._connection()
+        replies: list[Any] = []
+        try:
+            conn.send_packed_command(conn.pack_commands(commands))
+            for command in commands:
+                reply = functools.partial(self._reply, conn, str(command[0]), options)
+                try:
+                    replies.append(await wrapper.read_with(reply))
+                except redis.ResponseError as exc:
+                    if not errors_in_place:
+                        raise
+                    replies.append(exc)
+        except redis.ResponseError:
+            raise  # a whole error reply was read: the connection is in step
+        except BaseException:
+            self._drop()  # cancelled or broken with replies still due
+            raise
+        return replies
+
+    async def subscribe(self, *channels: str) -> Subscription:
+        """``SUBSCRIBE`` on a connection of its own; returns the message iterator."""
+        pubsub: Any = self.redis.pubsub(ignore_subscribe_messages=True)
+        await run_sync(pubsub.subscribe, *channels)
+        return Subscription(pubsub)
+
+    def close(self) -> None:
+        """Close the connection and the client's pool."""
+        self._drop()
+        self.redis.close()
+
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+class Subscription:
+    """Pub/sub messages as an async iterator of redis-py's message dicts::
+
+    msg = pubsub.get_message(timeout=None)          # sync
+    async for msg in await r.subscribe("news"): ...
+    """
+
+    def __init__(self, pubsub: Any) -> None:
+        self.pubsub: Any = pubsub  # a redis.client.PubSub, subscribed
+        self._wrapper: Async[Any] = Async(pubsub.connection._sock, nonblocking=False)
+
+    def _message(self, _sock: Any) -> dict[str, Any]:
+        while True:
+            message: dict[str, Any] | None = self.pubsub.get_message(timeout=0.0)
+            if message is not None:
+                return message
+            # None: nothing there, or a subscribe confirmation it swallowed
+            # -- parsed ahead, more may be buffered: read until it is empty
+            conn: Any = self.pubsub.connection
+            if conn is None or not conn.can_read(timeout=0):
+                raise WouldBlock
+
+    def __aiter__(self) -> Subscription:
+        return self
+
+    async def __anext__(self) -> dict[str, Any]:
+        return await self._wrapper.read_with(self._message)
+
+    def close(self) -> None:
+        """Deregister, then close the pub/sub connection."""
+        self._wrapper.into_inner()
+        self.pubsub.close()

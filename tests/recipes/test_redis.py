@@ -1,0 +1,143 @@
+"""The redis recipe against a real redis-server, on every loop."""
+
+from __future__ import annotations
+
+import anyio
+import pytest
+import redis
+from adapt.recipes import redis as recipe
+from adapt.recipes.redis import Client
+
+from adapt import Async, WouldBlock
+
+from ._example import example_main
+
+
+async def test_example(backend: str, redis_port: int, capsys: pytest.CaptureFixture[str]) -> None:
+    with redis.Redis(port=redis_port) as plain:
+        plain.delete("n")
+    await example_main(recipe, port=redis_port)()
+    assert capsys.readouterr().out == "hello\n[1, 2]\n"
+
+
+async def test_response_callbacks_and_errors(backend: str, redis_port: int) -> None:
+    async with Client(port=redis_port, decode_responses=True) as r:
+        await r.execute("DEL", "h", "s")
+        assert await r.execute("HSET", "h", "a", "1", "b", "2") == 2
+        assert await r.execute("HGETALL", "h") == {"a": "1", "b": "2"}  # a callback
+        assert await r.execute("EXISTS", "h") == 1
+        assert await r.execute("SET", "s", "x") is True  # SET's callback: OK -> True
+        with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+            await r.execute("LPUSH", "h", "x")
+        assert await r.execute("GET", "s") == "x"  # still in step after the error
+
+
+async def test_pipeline_keeps_errors_in_place(backend: str, redis_port: int) -> None:
+    async with Client(port=redis_port) as r:
+        await r.execute("DEL", "p")
+        replies = await r.pipeline(("SET", "p", "1"), ("LPUSH", "p", "x"), ("INCR", "p"))
+        assert replies[0] is True
+        assert isinstance(replies[1], redis.ResponseError)
+        assert replies[2] == 2
+        big = [("SET", f"k{i}", b"v" * 100) for i in range(2000)]
+        assert await r.pipeline(*big) == [True] * 2000
+
+
+async def test_big_reply(backend: str, redis_port: int) -> None:
+    async with Client(port=redis_port) as r:
+        value = bytes(range(256)) * 4096  # 1 MiB: many recv()s for one reply
+        await r.execute("SET", "big", value)
+        assert await r.execute("GET", "big") == value
+
+
+async def test_plain_nonblocking_wrapper_breaks_redis_py(backend: str, redis_port: int) -> None:
+    # What the recipe avoids: Async() puts the socket in non-blocking mode,
+    # and redis-py then fails a reply that is not there yet instead of waiting.
+    client = redis.Redis(port=redis_port)
+    conn = client.connection_pool.get_connection()
+    wrapper = Async(conn._sock)  # the default: O_NONBLOCK
+    try:
+        conn.send_command("BLPOP", "nothing-here", "1")
+        with pytest.raises(redis.ConnectionError, match="reading from socket"):
+            await wrapper.read_with(lambda _: conn.read_response())
+    finally:
+        wrapper.into_inner()
+        conn.disconnect()
+        client.connection_pool.release(conn)
+        client.close()
+
+
+async def test_plain_cancelled_blpop_answers_the_next_command(
+    backend: str, redis_port: int
+) -> None:
+    # What the recipe avoids: a cancelled wait consumed nothing, but the
+    # BLPOP is still pending on the server; its reply (the pushed item)
+    # arrives as the answer to the next command.
+    client = redis.Redis(port=redis_port)
+    conn = client.connection_pool.get_connection()
+    wrapper = Async(conn._sock, nonblocking=False)
+
+    def reply(_: object) -> object:
+        if not conn.can_read(timeout=0):
+            raise WouldBlock
+        return client.parse_response(conn, "X")
+
+    try:
+        client.delete("queue")
+        conn.send_command("BLPOP", "queue", "5")
+        with anyio.move_on_after(0.2):
+            await wrapper.read_with(reply)
+        client.rpush("queue", "item")
+        conn.send_command("GET", "missing")
+        assert await wrapper.read_with(reply) == [b"queue", b"item"]  # not None
+    finally:
+        wrapper.into_inner()
+        conn.disconnect()
+        client.connection_pool.release(conn)
+        client.close()
+
+
+async def test_cancelled_blpop_keeps_the_connection_in_step(backend: str, redis_port: int) -> None:
+    async with Client(port=redis_port) as r, Client(port=redis_port) as other:
+        await r.execute("DEL", "queue")
+        with anyio.move_on_after(0.2):
+            await r.execute("BLPOP", "queue", 5)
+        await anyio.sleep(0.05)  # the server sees the dropped connection
+        await other.execute("RPUSH", "queue", "item")
+        assert await r.execute("GET", "missing") is None  # the next command's own reply
+        assert await r.execute("LPOP", "queue") == b"item"  # not lost
+
+
+async def test_blocking_commands_run_concurrently(backend: str, redis_port: int) -> None:
+    async with Client(port=redis_port) as a, Client(port=redis_port) as b:
+        await a.execute("DEL", "q")
+        got: list[object] = []
+
+        async def pop() -> None:
+            got.append(await a.execute("BLPOP", "q", 5))
+
+        with anyio.fail_after(5):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(pop)
+                await anyio.sleep(0.1)
+                await b.execute("RPUSH", "q", "x")
+        assert got == [(b"q", b"x")]  # BLPOP's callback makes a tuple
+
+
+async def test_pubsub_drains_the_parser_before_waiting(backend: str, redis_port: int) -> None:
+    async with Client(port=redis_port) as r:
+        sub = await r.subscribe("news", "sport")
+        try:
+            n = 300
+            # published in one pipeline: many messages arrive in one recv(),
+            # and the parser holds the rest -- no readiness event will come
+            await r.pipeline(*[("PUBLISH", "news" if i % 2 else "sport", str(i)) for i in range(n)])
+            got: list[bytes] = []
+            with anyio.fail_after(5):
+                async for message in sub:
+                    got.append(message["data"])
+                    if len(got) == n:
+                        break
+            assert got == [str(i).encode() for i in range(n)]
+        finally:
+            sub.close()
