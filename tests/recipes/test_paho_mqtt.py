@@ -1,0 +1,140 @@
+"""The paho_mqtt recipe against a real mosquitto broker, on every loop."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import anyio
+import paho.mqtt.client as mqtt
+import pytest
+from adapt.recipes import paho_mqtt as recipe
+from adapt.recipes.paho_mqtt import MQTT
+
+from adapt import ChannelFull, channel
+
+from ._example import example_main
+from .servers import start_mosquitto
+
+
+def _topic() -> str:
+    return f"adapt/{uuid.uuid4().hex}"
+
+
+async def test_example(backend: str, mosquitto: int, capsys: pytest.CaptureFixture[str]) -> None:
+    await example_main(recipe, port=mosquitto)()
+    assert capsys.readouterr().out == "greetings/world b'hello'\n"
+
+
+async def test_qos0_and_qos1_in_order(backend: str, mosquitto: int) -> None:
+    topic = _topic()
+    sub, pub = MQTT(), MQTT()
+    try:
+        await sub.connect("127.0.0.1", mosquitto)
+        await sub.subscribe(topic, qos=1)
+        await pub.connect("127.0.0.1", mosquitto)
+        n = 500
+        got: list[bytes] = []
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as tg:
+
+                async def consume() -> None:
+                    async for message in sub.messages():
+                        got.append(message.payload)
+                        if len(got) == 2 * n:
+                            return
+
+                tg.start_soon(consume)
+                for i in range(n):
+                    await pub.publish(topic, b"q0 %d" % i)
+                for i in range(n):
+                    await pub.publish(topic, b"q1 %d" % i, qos=1)  # waits for its PUBACK
+        assert got == [b"q0 %d" % i for i in range(n)] + [b"q1 %d" % i for i in range(n)]
+    finally:
+        await sub.disconnect()
+        await pub.disconnect()
+
+
+async def test_slow_consumer_bounded_memory_nothing_lost(backend: str, mosquitto: int) -> None:
+    topic = _topic()
+    client = MQTT(maxsize=10)
+    try:
+        await client.connect("127.0.0.1", mosquitto)
+        await client.subscribe(topic, qos=1)
+        n = 200
+        got: list[bytes] = []
+        most = 0
+        with anyio.fail_after(20):
+            async with anyio.create_task_group() as tg:
+
+                async def produce() -> None:
+                    # each publish pumps the client until its PUBACK, reading
+                    # the messages that come back meanwhile
+                    for i in range(n):
+                        await client.publish(topic, b"%d" % i, qos=1)
+
+                tg.start_soon(produce)
+                async for message in client.messages():
+                    got.append(message.payload)
+                    most = max(most, len(client._messages))
+                    await anyio.sleep(0.002)  # a slow consumer
+                    if len(got) == n:
+                        break
+        assert got == [b"%d" % i for i in range(n)]
+        assert most <= 10  # the socket is not read while the buffer is full
+    finally:
+        await client.disconnect()
+
+
+async def test_broker_loss_is_an_error(backend: str, tmp_path: Path) -> None:
+    with start_mosquitto(tmp_path) as port:
+        client = MQTT()
+        await client.connect("127.0.0.1", port)
+        await client.subscribe(_topic())
+    try:
+        with anyio.fail_after(10), pytest.raises(ConnectionError, match="closed"):
+            async for _message in client.messages():
+                pass
+    finally:
+        await client.disconnect()
+
+
+async def test_refused_connection(backend: str) -> None:
+    from .servers import free_port
+
+    client = MQTT()
+    try:
+        with pytest.raises(ConnectionRefusedError):
+            await client.connect("127.0.0.1", free_port())
+    finally:
+        await client.disconnect()
+
+
+async def test_plain_bounded_channel_from_the_loop_thread_kills_the_pump(
+    backend: str, mosquitto: int
+) -> None:
+    # What the recipe avoids: a bounded channel fed from on_message on the
+    # loop's own thread cannot block, so it raises ChannelFull into paho,
+    # which re-raises it out of its pump.
+    topic = _topic()
+    send, stream = channel[bytes](maxsize=4)
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    client.on_message = lambda c, u, message: send(message.payload)
+    client.connect("127.0.0.1", mosquitto)
+    try:
+        client.subscribe(topic, qos=1)
+        for _ in range(20):
+            client.loop(0.05)
+        client.publish(topic, b"x", qos=1)
+        for _ in range(5):
+            client.publish(topic, b"x", qos=0)
+
+        def pump() -> None:
+            for _ in range(50):
+                client.loop(0.05)
+
+        with pytest.raises(ChannelFull):
+            pump()
+    finally:
+        stream.close()
+        client.disconnect()
