@@ -1,0 +1,187 @@
+"""The paramiko recipe against a real OpenSSH sshd, on every loop."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import anyio
+import paramiko
+import pytest
+from adapt.recipes import paramiko as recipe
+from adapt.recipes.paramiko import connect, exec_command
+
+from adapt import Async, WouldBlock, run_sync
+
+from ._example import example_main
+from .servers import Sshd
+
+
+async def _client(sshd: Sshd) -> paramiko.SSHClient:
+    client: paramiko.SSHClient = await connect(
+        "127.0.0.1",
+        sshd.port,
+        sshd.user,
+        key_filename=str(sshd.client_key),
+        policy=paramiko.AutoAddPolicy(),
+    )
+    return client
+
+
+async def test_example(backend: str, sshd: Sshd, capsys: pytest.CaptureFixture[str]) -> None:
+    main = example_main(
+        recipe, host="127.0.0.1", port=sshd.port, user=sshd.user, key_filename=str(sshd.client_key)
+    )
+    await main()
+    assert capsys.readouterr().out == "b'got hello\\n' b'oops\\n'\n0\n"
+
+
+async def test_stdout_and_stderr_separately_and_exit_status(backend: str, sshd: Sshd) -> None:
+    client = await _client(sshd)
+    try:
+        proc = await exec_command(
+            client, "for i in $(seq 500); do echo out $i; echo err $i >&2; done; exit 3"
+        )
+        try:
+            out = await proc.read_all()
+            err = await proc.read_all(stderr=True)
+            assert await proc.wait() == 3
+        finally:
+            proc.close()
+    finally:
+        client.close()
+    assert out.decode().splitlines() == [f"out {i}" for i in range(1, 501)]
+    assert err.decode().splitlines() == [f"err {i}" for i in range(1, 501)]
+
+
+async def test_stderr_only_output_does_not_spin_a_stdout_read(backend: str, sshd: Sshd) -> None:
+    client = await _client(sshd)
+    try:
+        proc = await exec_command(client, "echo first >&2; sleep 0.6; echo late")
+        try:
+            cpu = time.process_time()
+            assert await proc.read(100) == b"late\n"
+            assert time.process_time() - cpu < 0.3  # waited, did not spin
+            assert await proc.read(100, stderr=True) == b"first\n"  # kept aside
+            assert await proc.wait() == 0
+        finally:
+            proc.close()
+    finally:
+        client.close()
+
+
+async def test_plain_read_with_spins_on_stderr_only_output(backend: str, sshd: Sshd) -> None:
+    # What the recipe fixes: stderr data makes the channel's fd readable, so
+    # a stdout read that only checks recv_ready() retries without waiting.
+    client = await _client(sshd)
+    try:
+        chan = await run_sync(lambda: client.get_transport().open_session())  # type: ignore[union-attr]
+        plain = Async(chan, nonblocking=False)
+        attempts = 0
+
+        def recv(c: paramiko.Channel) -> bytes:
+            nonlocal attempts
+            attempts += 1
+            if not c.recv_ready():
+                raise WouldBlock
+            return c.recv(100)
+
+        try:
+            chan.exec_command("echo first >&2; sleep 0.6; echo late")
+            assert await plain.read_with(recv) == b"late\n"
+            assert attempts > 1000  # a busy loop for 0.6 s
+        finally:
+            plain.into_inner()
+            chan.close()
+    finally:
+        client.close()
+
+
+async def test_write_into_a_full_window(backend: str, sshd: Sshd) -> None:
+    client = await _client(sshd)
+    try:
+        # the command reads nothing for a while: the window (2 MiB) fills
+        proc = await exec_command(client, "sleep 0.5; wc -c")
+        try:
+            size = 6 * 1024 * 1024
+            with anyio.fail_after(30):
+                await proc.write_all(b"x" * size)
+                proc.close_stdin()
+                assert await proc.read_all() == b"%d\n" % size
+                assert await proc.wait() == 0
+        finally:
+            proc.close()
+    finally:
+        client.close()
+
+
+async def test_plain_write_with_parks_forever_on_a_full_window(backend: str, sshd: Sshd) -> None:
+    # What the recipe fixes: the fd never becomes writable, and nothing makes
+    # it readable when the window opens again.
+    client = await _client(sshd)
+    try:
+        chan = await run_sync(lambda: client.get_transport().open_session())  # type: ignore[union-attr]
+        plain = Async(chan, nonblocking=False)
+
+        def send(c: paramiko.Channel) -> int:
+            if not c.send_ready():
+                raise WouldBlock
+            return c.send(b"x" * 65536)
+
+        try:
+            chan.exec_command("sleep 0.3; cat > /dev/null")
+            parked = True
+            with anyio.move_on_after(2):
+                while True:
+                    await plain.write_with(send)
+            assert parked
+            assert chan.send_ready()  # the window opened long ago
+        finally:
+            plain.into_inner()
+            chan.close()
+    finally:
+        client.close()
+
+
+async def test_the_channel_timeout_is_left_alone(backend: str, sshd: Sshd) -> None:
+    client = await _client(sshd)
+    try:
+        proc = await exec_command(client, "cat")
+        try:
+            assert proc.chan.gettimeout() is None  # the recipe's wrapper changed nothing
+            plain = Async(proc.chan)  # the default treats it like a socket...
+            assert proc.chan.gettimeout() == 0.0
+            with pytest.raises(socket.timeout):
+                proc.chan.recv(1)  # ...so a blocking call elsewhere fails at once
+            plain.into_inner()
+            assert proc.chan.gettimeout() is None
+        finally:
+            proc.close()
+    finally:
+        client.close()
+
+
+async def test_cancelled_read_loses_nothing(backend: str, sshd: Sshd) -> None:
+    client = await _client(sshd)
+    try:
+        proc = await exec_command(client, "sleep 0.4; echo one; sleep 0.3; echo two")
+        try:
+            with anyio.move_on_after(0.2):
+                await proc.read()
+            assert await proc.read_all() == b"one\ntwo\n"
+            assert await proc.wait() == 0
+        finally:
+            proc.close()
+    finally:
+        client.close()
+
+
+async def test_bad_key_is_an_error(backend: str, sshd: Sshd) -> None:
+    with pytest.raises(paramiko.AuthenticationException):
+        await connect(
+            "127.0.0.1",
+            sshd.port,
+            sshd.user,
+            key_filename=str(sshd.client_key.parent / "host_key"),
+            policy=paramiko.AutoAddPolicy(),
+        )
