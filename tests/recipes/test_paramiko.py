@@ -29,9 +29,8 @@ async def _client(sshd: Sshd) -> paramiko.SSHClient:
 
 
 async def test_example(backend: str, sshd: Sshd, capsys: pytest.CaptureFixture[str]) -> None:
-    main = example_main(
-        recipe, host="127.0.0.1", port=sshd.port, user=sshd.user, key_filename=str(sshd.client_key)
-    )
+    given = {"host": "127.0.0.1", "port": sshd.port, "user": sshd.user}
+    main = example_main(recipe, key_filename=str(sshd.client_key), **given)
     await main()
     assert capsys.readouterr().out == "b'got hello\\n' b'oops\\n'\n0\n"
 
