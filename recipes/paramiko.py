@@ -1,6 +1,6 @@
 """Remote commands over SSH with paramiko: stream stdout and stderr, feed stdin.
 
-Requires: paramiko 3.0 (``pip install paramiko``).
+Requires: paramiko 3.5 (``pip install paramiko``).
 
 Platforms: Linux (any platform adapt runs on).
 

@@ -1,6 +1,6 @@
 """PostgreSQL queries, notifications and cancellation with psycopg2, without a thread.
 
-Requires: psycopg2 2.9 (``pip install psycopg2-binary``, or ``psycopg2``).
+Requires: psycopg2 2.9.5 (``pip install psycopg2-binary``, or ``psycopg2``).
 
 Platforms: Linux (any platform adapt runs on).
 

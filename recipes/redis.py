@@ -1,6 +1,6 @@
 """Redis commands, pipelines and pub/sub with redis-py, without a thread per call.
 
-Requires: redis 5.0 (``pip install redis``).
+Requires: redis 5.3 (``pip install redis``).
 
 Platforms: Linux (any platform adapt runs on).
 
