@@ -116,24 +116,26 @@ class Socket:
 
         def op(_fd: int) -> R:
             nonlocal parked
-            if parked:
+            if parked:  # woken: the wake-up, if it was one, is spent
                 parked = False
                 self._parked[direction] -= 1
-            try:
-                os.eventfd_read(self._wake)  # woken: the wake-up is spent
-            except BlockingIOError:
-                pass
+                try:
+                    os.eventfd_read(self._wake)
+                except BlockingIOError:
+                    pass
             while True:
                 try:
                     result = call()
                 except zmq.Again:
                     if self._events() & _FLAG[direction]:
                         continue  # became ready meanwhile: no wait
-                    self._kick()
+                    if self._parked[0] or self._parked[1]:
+                        self._kick()
                     parked = True
                     self._parked[direction] += 1
                     raise WouldBlock from None
-                self._kick()  # this call may have taken another task's signal
+                if self._parked[0] or self._parked[1]:
+                    self._kick()  # this call may have taken a parked task's signal
                 return result
 
         try:

@@ -1,0 +1,368 @@
+"""Server clients: the recipes against each library's own async peer, same server.
+
+Starts PostgreSQL 15, mosquitto, redis-server and sshd on loopback (the
+fixtures of ``tests/recipes/servers.py``) and runs, interleaved round by
+round on asyncio, each recipe and its peer:
+
+* psycopg2 ``SELECT 1`` round trips/s: the recipe, aiopg, psycopg 3's
+  ``AsyncConnection``;
+* paho QoS 0 messages/s received (from a publisher in another process): the
+  recipe, aiomqtt;
+* pyzmq REQ/REP round trips/s (an echo in another process): the recipe,
+  ``zmq.asyncio``;
+* redis ``GET`` round trips/s: the recipe, ``redis.asyncio``;
+* paramiko stdout MB/s (``head -c``): the recipe, blocking paramiko reads in
+  a worker thread (``asyncio.to_thread``).
+
+Medians of interleaved rounds; ratios against the peers.
+
+    python benchmarks/bench_servers.py            # full run (~2 minutes)
+    python benchmarks/bench_servers.py --quick    # smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.recipes.servers
+
+import aiomqtt
+import aiopg
+import paramiko
+import psycopg
+import redis.asyncio
+import zmq
+import zmq.asyncio
+from _harness import interleave, note_load, report
+from adapt.recipes import paho_mqtt, psycopg2
+from adapt.recipes import paramiko as paramiko_recipe
+from adapt.recipes import redis as redis_recipe
+from adapt.recipes import zmq as zmq_recipe
+
+from tests.recipes.servers import (
+    Postgres,
+    Sshd,
+    start_mosquitto,
+    start_postgres,
+    start_redis,
+    start_sshd,
+)
+
+ZMQ_ECHO = """
+import sys, zmq
+s = zmq.Context().socket(zmq.REP)
+s.bind(f"tcp://127.0.0.1:{sys.argv[1]}")
+while True:
+    s.send(s.recv())
+"""
+
+MQTT_PUBLISHER = """
+import sys, paho.mqtt.client as mqtt
+c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+c.connect("127.0.0.1", int(sys.argv[1]))
+c.loop_start()
+sys.stdin.readline()  # go
+for i in range(int(sys.argv[3])):
+    c.publish(sys.argv[2], b"x" * 64, qos=0)
+c.publish(sys.argv[2], b"end", qos=1).wait_for_publish()
+c.disconnect()
+c.loop_stop()
+"""
+
+
+def timed(coro: Callable[[], Coroutine[Any, Any, int]]) -> float:
+    """Run ``coro`` on asyncio; operations per second."""
+
+    async def main() -> float:
+        start = time.perf_counter()
+        n = await coro()
+        return n / (time.perf_counter() - start)
+
+    return asyncio.run(main())
+
+
+# -- psycopg2 ---------------------------------------------------------------------
+
+
+def pg_cases(pg: Postgres, n: int) -> dict[str, Callable[[], float]]:
+    async def recipe() -> int:
+        db = await psycopg2.connect(pg.dsn)
+        for _ in range(n):
+            await db.fetchall("SELECT 1")
+        db.close()
+        return n
+
+    async def peer_aiopg() -> int:
+        async with aiopg.connect(pg.dsn) as conn, conn.cursor() as cur:
+            for _ in range(n):
+                await cur.execute("SELECT 1")
+                await cur.fetchall()
+        return n
+
+    async def peer_psycopg3() -> int:
+        conn = await psycopg.AsyncConnection.connect(pg.dsn, autocommit=True)
+        async with conn, conn.cursor() as cur:
+            for _ in range(n):
+                await cur.execute("SELECT 1")
+                await cur.fetchall()
+        return n
+
+    return {
+        "psycopg2 recipe": lambda: timed(recipe),
+        "aiopg": lambda: timed(peer_aiopg),
+        "psycopg 3 AsyncConnection": lambda: timed(peer_psycopg3),
+    }
+
+
+# -- paho-mqtt --------------------------------------------------------------------
+
+
+Receive = Callable[[int, str, asyncio.Event], Coroutine[Any, Any, int]]
+
+
+def mqtt_case(port: int, n: int, receive: Receive) -> float:
+    """Messages/s received by ``receive`` from a publisher process."""
+    topic = f"bench/{uuid.uuid4().hex}"
+
+    async def main() -> float:
+        ready = asyncio.Event()
+        task = asyncio.ensure_future(receive(port, topic, ready))
+        await ready.wait()
+        publisher = subprocess.Popen(
+            [sys.executable, "-c", MQTT_PUBLISHER, str(port), topic, str(n)],
+            stdin=subprocess.PIPE,
+        )
+        await asyncio.sleep(0.3)  # connected
+        assert publisher.stdin is not None
+        start = time.perf_counter()
+        publisher.stdin.write(b"go\n")
+        publisher.stdin.flush()
+        got = await task
+        rate = got / (time.perf_counter() - start)
+        publisher.stdin.close()
+        publisher.wait()
+        return rate
+
+    return asyncio.run(main())
+
+
+async def mqtt_recipe(port: int, topic: str, ready: asyncio.Event) -> int:
+    client = paho_mqtt.MQTT(maxsize=1000)
+    await client.connect("127.0.0.1", port)
+    await client.subscribe(topic, qos=1)
+    ready.set()
+    got = 0
+    async for message in client.messages():
+        if message.payload == b"end":
+            break
+        got += 1
+    await client.disconnect()
+    return got
+
+
+async def mqtt_aiomqtt(port: int, topic: str, ready: asyncio.Event) -> int:
+    got = 0
+    async with aiomqtt.Client("127.0.0.1", port) as client:
+        await client.subscribe(topic, qos=1)
+        ready.set()
+        async for message in client.messages:
+            if message.payload == b"end":
+                break
+            got += 1
+    return got
+
+
+# -- zmq ------------------------------------------------------------------------------
+
+
+def zmq_cases(port: int, n: int) -> dict[str, Callable[[], float]]:
+    address = f"tcp://127.0.0.1:{port}"
+
+    async def recipe() -> int:
+        ctx = zmq.Context()
+        sock = zmq_recipe.Socket(ctx.socket(zmq.REQ))
+        sock.sock.connect(address)
+        for _ in range(n):
+            await sock.send(b"x" * 64)
+            await sock.recv()
+        sock.close(0)
+        ctx.term()
+        return n
+
+    async def peer() -> int:
+        ctx = zmq.asyncio.Context()
+        sock = ctx.socket(zmq.REQ)
+        sock.connect(address)
+        for _ in range(n):
+            await sock.send(b"x" * 64)
+            await sock.recv()
+        sock.close(0)
+        ctx.term()
+        return n
+
+    return {"zmq recipe": lambda: timed(recipe), "zmq.asyncio": lambda: timed(peer)}
+
+
+# -- redis ----------------------------------------------------------------------------
+
+
+def redis_cases(port: int, n: int) -> dict[str, Callable[[], float]]:
+    async def recipe() -> int:
+        async with redis_recipe.Client(port=port) as r:
+            await r.execute("SET", "bench", "x" * 64)
+            for _ in range(n):
+                await r.execute("GET", "bench")
+        return n
+
+    async def peer() -> int:
+        r = redis.asyncio.Redis(port=port)
+        await r.set("bench", "x" * 64)
+        for _ in range(n):
+            await r.get("bench")
+        await r.aclose()
+        return n
+
+    return {"redis recipe": lambda: timed(recipe), "redis.asyncio": lambda: timed(peer)}
+
+
+# -- paramiko -------------------------------------------------------------------------
+
+
+def ssh_cases(sshd: Sshd, size: int) -> dict[str, Callable[[], float]]:
+    def client() -> paramiko.SSHClient:
+        c = paramiko.SSHClient()
+        c.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+        c.connect(
+            "127.0.0.1",
+            sshd.port,
+            sshd.user,
+            key_filename=str(sshd.client_key),
+            allow_agent=False,
+            look_for_keys=False,
+        )
+        return c
+
+    command = f"head -c {size} /dev/zero"
+
+    def mb_per_s(read: Callable[[paramiko.SSHClient], Coroutine[Any, Any, int]]) -> float:
+        c = client()  # connecting is not what is measured
+        try:
+
+            async def main() -> float:
+                start = time.perf_counter()
+                got = await read(c)
+                assert got == size, got
+                return size / 1e6 / (time.perf_counter() - start)
+
+            return asyncio.run(main())
+        finally:
+            c.close()
+
+    async def recipe(c: paramiko.SSHClient) -> int:
+        proc = await paramiko_recipe.exec_command(c, command)
+        got = 0
+        while chunk := await proc.read(1 << 16):
+            got += len(chunk)
+        proc.close()
+        return got
+
+    async def thread(c: paramiko.SSHClient) -> int:
+        def blocking() -> int:
+            _, stdout, _ = c.exec_command(command)
+            got = 0
+            while chunk := stdout.channel.recv(1 << 16):
+                got += len(chunk)
+            stdout.channel.close()
+            return got
+
+        return await asyncio.to_thread(blocking)
+
+    return {
+        "paramiko recipe": lambda: mb_per_s(recipe),
+        "blocking paramiko in a thread": lambda: mb_per_s(thread),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a smoke run of a few seconds")
+    parser.add_argument("--only", nargs="*", help="run the suites whose title has one of these")
+    args = parser.parse_args()
+    n = 500 if args.quick else 5000
+    rounds = 2 if args.quick else 5
+    suffix = "_quick" if args.quick else ""
+    with contextlib.ExitStack() as stack:
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        for name in ("mqtt", "redis", "sshd"):
+            (tmp / name).mkdir()
+        pg = stack.enter_context(start_postgres())
+        mqtt_port = stack.enter_context(start_mosquitto(tmp / "mqtt"))
+        redis_port = stack.enter_context(start_redis(tmp / "redis"))
+        sshd = stack.enter_context(start_sshd(tmp / "sshd"))
+        zmq_port = 40000 + os.getpid() % 20000
+        echo = subprocess.Popen([sys.executable, "-c", ZMQ_ECHO, str(zmq_port)])
+        stack.callback(echo.wait)
+        stack.callback(echo.kill)
+        time.sleep(0.3)
+
+        def mqtt(receive: Receive) -> Callable[[], float]:
+            return lambda: mqtt_case(mqtt_port, n * 4, receive)
+
+        suites: list[tuple[str, str, dict[str, Callable[[], float]], list[Any]]] = [
+            (
+                "psycopg2: SELECT 1 round trips",
+                "queries/s",
+                pg_cases(pg, n),
+                [
+                    ("psycopg2 recipe", "aiopg", 1.2),
+                    ("psycopg2 recipe", "psycopg 3 AsyncConnection", 1.5),
+                ],
+            ),
+            (
+                "paho-mqtt: QoS 0 messages received",
+                "messages/s",
+                {"paho_mqtt recipe": mqtt(mqtt_recipe), "aiomqtt": mqtt(mqtt_aiomqtt)},
+                [("paho_mqtt recipe", "aiomqtt", 1.5)],
+            ),
+            (
+                "pyzmq: REQ/REP round trips",
+                "round trips/s",
+                zmq_cases(zmq_port, n),
+                [("zmq recipe", "zmq.asyncio", 1.15)],
+            ),
+            (
+                "redis: GET round trips",
+                "round trips/s",
+                redis_cases(redis_port, n),
+                [("redis recipe", "redis.asyncio", 1.5)],
+            ),
+            (
+                "paramiko: stdout stream",
+                "MB/s",
+                ssh_cases(sshd, (8 if args.quick else 64) * 1024 * 1024),
+                [("paramiko recipe", "blocking paramiko in a thread", 0.9)],
+            ),
+        ]
+        for title, unit, cases, targets in suites:
+            if args.only and not any(word in title for word in args.only):
+                continue
+            load_before = os.getloadavg()[0]
+            medians = interleave(cases, rounds, shuffle=True)
+            save_as = f"servers_{title.split(':')[0]}{suffix}"
+            report(title, unit, medians, targets, save_as=save_as)
+            note_load(save_as, load_before)
+
+
+if __name__ == "__main__":
+    main()
