@@ -25,6 +25,12 @@ from ._errors import WouldBlock as WouldBlock
 from ._iterate import ThreadIterator as ThreadIterator
 from ._iterate import iterate as iterate
 from ._limiter import CapacityLimiter as CapacityLimiter
+from ._monitor import Monitor as Monitor
+from ._monitor import StackEntry as StackEntry
+from ._monitor import StallReport as StallReport
+from ._monitor import StallSite as StallSite
+from ._monitor import Suggestion as Suggestion
+from ._monitor import monitor as monitor
 from ._oneshot import Callback as Callback
 from ._oneshot import CallbackDropped as CallbackDropped
 from ._oneshot import Result as Result
@@ -85,4 +91,11 @@ __all__ = [
     "reader",
     "run_sync",
     "writer",
+    # finding what blocks the loop
+    "Monitor",
+    "StackEntry",
+    "StallReport",
+    "StallSite",
+    "Suggestion",
+    "monitor",
 ]
