@@ -228,8 +228,8 @@ class Monitor:
             if self._state != "running":
                 return
             while True:
+                self._beat()  # first: a stall before this task first ran counts
                 await trio.sleep(self._period)
-                self._beat()
 
     def _gc_callback(self, phase: str, info: dict[str, Any]) -> None:
         now = time.monotonic()
