@@ -261,7 +261,7 @@ def test_every_recipe_is_in_the_table() -> None:
         (("paho.mqtt.client",), "paho_mqtt"),
         (("socket", "serial.serialposix"), "serial"),
         (("zmq.sugar.socket",), "zmq"),
-        (("ssl", "psycopg2.extras"), "psycopg2"),  # the library the program called wins
+        (("ssl", "psycopg2.extras"), "psycopg2"),  # the library the program called decides
         (("time", "pexpect.pty_spawn"), "pty"),
         (("multiprocessing.connection",), "multiprocessing"),
         (("redis.connection", "redis.client"), "redis"),
@@ -294,4 +294,6 @@ def test_c_calls_and_types() -> None:
     assert _tool(call="os.read", function="os.read", fd_kind="regular")[0] == "reader"
     assert _tool(call="c.execute", receiver=("sqlite3.Cursor",))[0] == "asyncify(pin=True)"
     assert _tool(library_modules=("requests.api",))[0] == "run_sync"
+    assert _tool(library_modules=("socket", "http.client", "requests.api"))[0] == "run_sync"
+    assert _tool(library_modules=("serial.serialposix", "contextlib")) == ("recipe", "serial")
     assert _tool(call="", library_modules=())[0] == "run_sync"

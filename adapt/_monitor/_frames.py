@@ -105,9 +105,18 @@ _CALL_OPS = frozenset(
 _call_texts: dict[tuple[types.CodeType, int], tuple[str, ast.expr | None]] = {}
 
 
+_CACHE = dis.opmap.get("CACHE", -1)
+
+
 def _instruction(code: types.CodeType, lasti: int) -> int:
+    """The offset of the instruction at ``lasti``: a caller's frame stops on
+    the last inline-cache entry of its CALL, not on the CALL itself."""
     raw = code.co_code
-    return raw[lasti] if 0 <= lasti < len(raw) else -1
+    if not 0 <= lasti < len(raw):
+        return -1
+    while lasti > 0 and raw[lasti] == _CACHE:
+        lasti -= 2
+    return lasti
 
 
 def _segment(code: types.CodeType, lasti: int) -> str:
@@ -135,8 +144,9 @@ def _call(code: types.CodeType, lasti: int) -> tuple[str, ast.expr | None]:
     known = _call_texts.get(key)
     if known is None:
         known = ("", None)
-        if _instruction(code, lasti) in _CALL_OPS:
-            text = _segment(code, lasti)
+        at = _instruction(code, lasti)
+        if at >= 0 and code.co_code[at] in _CALL_OPS:
+            text = _segment(code, at)
             try:
                 tree = ast.parse(text.strip(), mode="eval").body
             except SyntaxError:
@@ -268,7 +278,8 @@ def _callee(frame: types.FrameType) -> Callee | None:
 
 def _fd_argument(frame: types.FrameType, callee: Callee) -> Callee:
     """``os.read(fd, n)``: the kind of file ``fd`` is (a name or a constant)."""
-    text = _segment(frame.f_code, frame.f_lasti)
+    at = _instruction(frame.f_code, frame.f_lasti)
+    text = _segment(frame.f_code, at) if at >= 0 else ""
     try:
         call = ast.parse(text.strip(), mode="eval").body
     except SyntaxError:
@@ -288,6 +299,8 @@ def _fd_argument(frame: types.FrameType, callee: Callee) -> Callee:
 
 def capture(frame: types.FrameType) -> Sample:
     """Record a frame of the loop thread and its callers (innermost first)."""
+    # the innermost frame is in a C call (or running); only it can be asked
+    # what it calls on which object
     frames: list[SampledFrame] = []
     innermost = frame
     f: types.FrameType | None = frame

@@ -4,7 +4,8 @@ Three tables, consulted in this order:
 
 * :data:`MODULES`: the program called into a library (Python frames of that
   library are on the stack).  Keyed by module name prefix; the library the
-  program called directly (the outermost one) wins.
+  program called directly (the outermost library frame) decides, and one
+  missing from the table gets ``run_sync`` around the program's call.
 * :data:`CALLS`: the loop thread sits in a C function the program called
   directly, known by its ``module.qualname``.
 * :data:`TYPES`: a C method called on an object, known by a class in the
@@ -46,6 +47,9 @@ MODULES: dict[str, str] = {
     "socket": "Async",
     "selectors": "Async",
 }
+
+#: library frames that only pass a call on (``with`` blocks, decorators)
+PASS_THROUGH = frozenset({"contextlib", "functools", "abc", "typing"})
 
 CALLS: dict[str, str] = {
     "time.sleep": "sleep",
@@ -131,13 +135,11 @@ def _tool_for(
     method: str,
     fd_kind: str,
 ) -> str:
-    # the library the program called: the outermost library frame first
+    # the library the program called decides (the outermost library frame):
+    # requests waiting in socket.recv_into is fixed around requests.get
     for module in reversed(library_modules):
-        tool = _lookup_module(module)
-        if tool is not None:
-            return tool
-    if library_modules:
-        return "run_sync"
+        if module not in PASS_THROUGH:
+            return _lookup_module(module) or "run_sync"
     tool = CALLS.get(function)
     if tool is None:
         tool = next((TYPES[name] for name in receiver if name in TYPES), None)
