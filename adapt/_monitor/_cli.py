@@ -9,10 +9,10 @@
 
 The program runs in a child process, unchanged: a ``sitecustomize`` module
 put first on its ``PYTHONPATH`` installs :class:`~adapt._monitor._hooks.LoopHooks`,
-which stream each stall to a temporary file as a JSON line when it ends.
-When the program exits (or Ctrl-C stops it: the doctor itself ignores the
-interrupt and waits), the doctor groups the stalls by call site and prints
-the report.  The exit status is the program's own, or 3 with ``--fail`` when
+which send each stall to the doctor over a pipe, as a JSON line, when it
+ends.  When the program exits (or Ctrl-C stops it: the doctor itself
+ignores the interrupt and waits), the doctor groups the stalls by call site
+and prints the report.  The exit status is the program's own, or 3 with ``--fail`` when
 the loop stalled.
 """
 
@@ -24,11 +24,11 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TextIO
 
 from ._hooks import ENV
 from ._report import Stall, StallReport, aggregate
@@ -94,58 +94,84 @@ def _command(args: argparse.Namespace) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     if not args.threshold > 0:
         raise SystemExit(f"adapt doctor: --threshold must be > 0 seconds, not {args.threshold}")
-    report, status = doctor(_command(args), threshold=args.threshold)
-    text = report.to_json() if args.json else report.format()
-    if args.output:
-        Path(args.output).write_text(text + "\n")
-    else:
-        print(text, file=sys.stdout if args.json else sys.stderr, flush=True)
-    if args.fail and report.sites:
+    stalled = False
+
+    def show(report: StallReport) -> None:
+        nonlocal stalled
+        stalled = bool(report.sites)
+        text = report.to_json() if args.json else report.format()
+        if args.output:
+            Path(args.output).write_text(text + "\n")
+        else:
+            print(text, file=sys.stdout if args.json else sys.stderr, flush=True)
+
+    status = doctor(_command(args), show, threshold=args.threshold)
+    if args.fail and stalled:
         return STALLED
     return status
 
 
-def doctor(command: list[str], threshold: float = 0.05) -> tuple[StallReport, int]:
-    """Run ``command`` with every loop it starts watched; its report and exit status."""
+def doctor(
+    command: list[str], on_report: Callable[[StallReport], None], threshold: float = 0.05
+) -> int:
+    """Run ``command`` with every loop it starts watched; hand its report to
+    ``on_report`` as soon as the program exits, and return its exit status.
+
+    The program writes its records to a pipe: each stall as it ends, and an
+    ``exit`` record from an ``atexit`` hook, so the report is made while the
+    interpreter is still tearing down, not after.
+    """
     from ._core import Monitor
 
     Monitor(threshold)  # a bad threshold fails here, before the program starts
-    with tempfile.TemporaryDirectory(prefix="adapt-doctor-") as tmp:
-        out = os.path.join(tmp, "stalls.jsonl")
-        Path(out).touch()
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(BOOT), env.get("PYTHONPATH")) if p)
-        env[ENV] = json.dumps({"threshold": threshold, "out": out})
-        started = time.monotonic()
-        try:
-            proc = subprocess.Popen(command, env=env)
-        except OSError as exc:
-            raise SystemExit(f"adapt doctor: cannot run {command[0]!r}: {exc}") from None
-        # Ctrl-C reaches the program too (same process group): it stops, the
-        # doctor waits for it and reports
-        main = threading.current_thread() is threading.main_thread()
-        previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
-        try:
-            status = proc.wait()
-        finally:
-            if main:
-                signal.signal(signal.SIGINT, previous)
-        wall = time.monotonic() - started
-        return _read(out, threshold, wall), status if status >= 0 else 128 - status
+    read_end, write_end = os.pipe()
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(BOOT), env.get("PYTHONPATH")) if p)
+    env[ENV] = json.dumps({"threshold": threshold, "fd": write_end})
+    started = time.monotonic()
+    try:
+        proc = subprocess.Popen(command, env=env, pass_fds=(write_end,))
+    except OSError as exc:
+        os.close(read_end)
+        raise SystemExit(f"adapt doctor: cannot run {command[0]!r}: {exc}") from None
+    finally:
+        os.close(write_end)
+    # Ctrl-C reaches the program too (same process group): it stops, the
+    # doctor reads what it sent and reports
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+    try:
+        with open(read_end, encoding="utf-8") as pipe:
+            records = _records(pipe, proc.pid)
+        if not any("start" in r for r in records):
+            print(
+                "adapt doctor: the monitor did not start in the program "
+                "(is it a Python program that can import adapt?)",
+                file=sys.stderr,
+            )
+        on_report(_report(records, threshold, time.monotonic() - started))
+        status = proc.wait()
+    finally:
+        if main:
+            signal.signal(signal.SIGINT, previous)
+    return status if status >= 0 else 128 - status
 
 
-def _read(path: str, threshold: float, wall: float) -> StallReport:
-    stalls: list[Stall] = []
-    monitored = 0.0
-    runs = 0
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            if not line.endswith("\n"):
-                break  # a line cut short by a killed program
-            record = json.loads(line)
-            if "stall" in record:
-                stalls.append(Stall.from_dict(record["stall"]))
-            elif "run" in record:
-                monitored += float(record["run"]["seconds"])
-                runs += 1
-    return aggregate(stalls, threshold, monitored if runs else wall)
+def _records(pipe: TextIO, pid: int) -> list[dict[str, Any]]:
+    """The program's records, up to its exit record (or the pipe's end, if it
+    died without one)."""
+    records = []
+    for line in pipe:
+        if not line.endswith("\n"):
+            break  # a line cut short by a killed program
+        record = json.loads(line)
+        if record.get("exit") == pid:
+            break
+        records.append(record)
+    return records
+
+
+def _report(records: list[dict[str, Any]], threshold: float, wall: float) -> StallReport:
+    stalls = [Stall.from_dict(r["stall"]) for r in records if "stall" in r]
+    runs = [float(r["run"]["seconds"]) for r in records if "run" in r]
+    return aggregate(stalls, threshold, sum(runs) if runs else wall)

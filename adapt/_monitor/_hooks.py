@@ -22,6 +22,7 @@ pytest fixture installs them for one test.
 
 from __future__ import annotations
 
+import atexit
 import functools
 import importlib.abc
 import importlib.machinery
@@ -203,18 +204,26 @@ class LoopHooks:
 
 def install_from_env() -> LoopHooks | None:
     """In a program run by ``python -m adapt doctor``: install the hooks,
-    streaming each stall to the doctor as a JSON line."""
+    sending each stall to the doctor as a JSON line, and an ``exit`` line
+    when the program exits."""
     raw = os.environ.get(ENV)
     if not raw:
         return None
     settings = json.loads(raw)
-    out = open(settings["out"], "a", buffering=1, encoding="utf-8")  # noqa: SIM115 (process-long)
+    try:
+        out = os.fdopen(int(settings["fd"]), "w", buffering=1, encoding="utf-8")
+    except OSError:
+        return None  # a program the doctor's program started: not ours to watch
+    os.set_inheritable(out.fileno(), False)
     lock = threading.Lock()
 
     def write(record: dict[str, Any]) -> None:
         line = json.dumps(record) + "\n"
         with lock:
-            out.write(line)
+            try:
+                out.write(line)
+            except (OSError, ValueError):
+                pass  # the doctor is gone; the program carries on
 
     def on_stall(stall: Stall) -> None:
         write({"stall": stall.to_dict()})
@@ -225,4 +234,6 @@ def install_from_env() -> LoopHooks | None:
     hooks = LoopHooks(float(settings["threshold"]), on_stall, on_run)
     hooks.install()
     write({"start": {"pid": os.getpid(), "time": time.time()}})
+    # registered first, so it runs last: after the program's own exit handlers
+    atexit.register(write, {"exit": os.getpid()})
     return hooks
