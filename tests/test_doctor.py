@@ -21,7 +21,7 @@ import pytest
 LOOPS = ("asyncio", "uvloop", "trio")
 
 #: each stall line carries ``# STALL:<tool>``: the suggestion the report must give
-APP = '''
+APP = """
 import asyncio, os, socket, sqlite3, sys, threading, time
 
 import requests
@@ -66,9 +66,9 @@ elif LOOP == "uvloop":
     uvloop.run(main(asyncio.sleep))
 else:
     asyncio.run(main(asyncio.sleep))
-'''
+"""
 
-QUIET = '''
+QUIET = """
 import asyncio, socket, sys
 
 from adapt import Async
@@ -93,7 +93,7 @@ elif LOOP == "uvloop":
     uvloop.run(main(asyncio.sleep))
 else:
     asyncio.run(main(asyncio.sleep))
-'''
+"""
 
 
 class _SlowHandler(http.server.BaseHTTPRequestHandler):
@@ -340,7 +340,7 @@ def test_the_report_of_a_10s_program_is_ready_within_100ms_of_exit(tmp_path: Pat
 
 # -- the adapt_no_stalls pytest fixture ----------------------------------------
 
-PLUGIN_TESTS = '''
+PLUGIN_TESTS = """
 import asyncio, time
 
 import pytest
@@ -384,7 +384,7 @@ def test_without_the_fixture_nothing_is_installed():
     import asyncio.base_events
     assert not hasattr(asyncio.base_events.BaseEventLoop.run_forever, "__wrapped__")
     assert not hasattr(trio.run, "__wrapped__")
-'''
+"""
 
 
 def test_the_pytest_fixture_fails_a_test_whose_loop_stalled(tmp_path: Path) -> None:

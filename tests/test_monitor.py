@@ -87,7 +87,7 @@ async def test_blocking_calls_get_their_suggestions(backend: str) -> None:
                 db.execute(query, (400_000,)).fetchall()  # STALL-SQL
                 await anyio.sleep(0.01)
                 end = time.perf_counter() + 0.15
-                while time.perf_counter() < end: pass  # STALL-CPU  # fmt: skip
+                while time.perf_counter() < end: pass  # STALL-CPU  # noqa: E701  # fmt: skip
                 await anyio.sleep(0.01)
     finally:
         timer.join()
@@ -121,9 +121,7 @@ async def test_regular_file_reads_and_writes(backend: str, tmp_path: object) -> 
     read = _site(report, _line("STALL-READ"))
     assert read.suggestion.tool == "reader"
     assert "adapt.reader(f)" in read.suggestion.text
-    writes = [
-        s for s in report.sites if s.lineno in (_line("STALL-WRITE"), _line("STALL-FLUSH"))
-    ]
+    writes = [s for s in report.sites if s.lineno in (_line("STALL-WRITE"), _line("STALL-FLUSH"))]
     assert writes, report.format()
     assert {s.suggestion.tool for s in writes} == {"writer"}
 
@@ -185,16 +183,24 @@ async def test_a_monitor_is_used_once(backend: str) -> None:
 
 
 def test_outside_a_loop_is_a_clear_error() -> None:
-    with pytest.raises(RuntimeError, match=r"inside an asyncio, uvloop or trio program"), (
-        adapt.monitor()
+    with (
+        pytest.raises(RuntimeError, match=r"inside an asyncio, uvloop or trio program"),
+        adapt.monitor(),
     ):
         pass
 
 
 @pytest.mark.parametrize(
     ("threshold", "error"),
-    [(True, TypeError), ("0.1", TypeError), (0, ValueError), (-1.0, ValueError)]
-    + [(float("nan"), ValueError), (float("inf"), ValueError), (0.0001, ValueError)],
+    [
+        (True, TypeError),
+        ("0.1", TypeError),
+        (0, ValueError),
+        (-1.0, ValueError),
+        (float("nan"), ValueError),
+        (float("inf"), ValueError),
+        (0.0001, ValueError),
+    ],
 )
 def test_bad_threshold(threshold: object, error: type[Exception]) -> None:
     with pytest.raises(error, match="threshold"):

@@ -26,8 +26,8 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TextIO
 
 from ._hooks import ENV
@@ -50,7 +50,9 @@ def add_parser(subparsers: Any) -> None:
             "monitor on every loop it starts; when it exits or on Ctrl-C, report where "
             "the loop was stuck and which adapt tool moves that call off the loop."
         ),
-        usage="python -m adapt doctor [options] (-- python app.py ... | app.py ... | -m module ...)",
+        usage=(
+            "python -m adapt doctor [options] (-- python app.py ... | app.py ... | -m module ...)"
+        ),
     )
     parser.add_argument(
         "--threshold",
@@ -160,7 +162,7 @@ def doctor(
 def _records(pipe: TextIO, pid: int) -> list[dict[str, Any]]:
     """The program's records, up to its exit record (or the pipe's end, if it
     died without one)."""
-    records = []
+    records: list[dict[str, Any]] = []
     for line in pipe:
         if not line.endswith("\n"):
             break  # a line cut short by a killed program

@@ -1,28 +1,31 @@
-"""The loop-stall monitor: a heartbeat on the loop, a watchdog in a thread.
+"""The loop-stall monitor: a watchdog thread, and a heartbeat it asks the loop for.
 
 Theory of operation
 -------------------
-*Heartbeat.*  Every ``period`` (a quarter of the threshold) the loop runs
-:meth:`Monitor._beat`: a timer callback on asyncio/uvloop, a system task's
-``trio.sleep`` on trio.  The beat reads the clock, and when it ran later
-than it was due by ``threshold`` or more, appends ``(due, now)`` to a deque:
-the loop could not run anything for that long.  Then it sets the next due
-time.  That is all the loop ever does for the monitor: no lock, no thread
-hand-off, so the monitor cannot block it (one timer callback every
-``period``: 80 a second at the default 50 ms).
+*Heartbeat.*  Every ``period`` (a quarter of the threshold) the watchdog
+thread notes the time in ``_posted`` and asks the loop to run
+:meth:`Monitor._beat` soon (``call_soon_threadsafe`` on asyncio and uvloop,
+``TrioToken.run_sync_soon`` on trio).  The beat reads the clock; when it ran
+``threshold`` or more after it was asked for, it appends ``(posted, now)``
+to a deque: the loop could not run anything for that long.  It then sets
+``_answered``.  That is all the loop ever does for the monitor: no lock,
+nothing that waits, so the monitor cannot block it.  (A timer callback
+re-armed on the loop would do the same job, but a pending timer made
+adapt's asyncio ping-pong about 7% slower, measured: the loop then
+computes a timeout on every iteration.  A request from the thread costs
+the loop one wake-up per ``period``, about 1 in 1000 of its time.)
 
-*Watchdog.*  A thread sleeps until the next beat is overdue by ``period``
-(checking ``_due``, which the loop updates); if the beat came, it sleeps
-again.  If not, the loop is stuck: it samples the loop thread's stack with
-``sys._current_frames()`` and labels the sample with the due time it saw,
-every ``period`` until the beat comes.  A stall of ``threshold`` or more
-lasts at least four periods past its due time, so it gets samples whatever
-its phase against the beat (at least one at ``2 * period`` from its start).
-When a late beat arrives, the watchdog groups the samples of that due
-time, attributes the stall to the call site most of them show and records
-a :class:`~adapt._monitor._report.Stall`.  A stall's duration is the beat's
-lateness: it can miss up to one ``period`` of the blocking call's length,
-never add to it.
+*Watchdog.*  After each request the watchdog sleeps ``period``; if the beat
+has not answered by then, the loop is stuck: it samples the loop thread's
+stack with ``sys._current_frames()``, labels the sample with the request's
+time, and samples again every ``period`` until the answer comes.  A stall of
+``threshold`` or more lasts at least four periods, so it gets samples
+whatever its phase against the requests.  When a late beat is noted, the
+watchdog takes the samples with its label, attributes the stall to the call
+site most of them show and records a
+:class:`~adapt._monitor._report.Stall`.  A stall's duration is the beat's
+lateness: it can miss up to one ``period`` of the blocking call's length
+(the part before the request), never add to it.
 
 *GC.*  ``gc.callbacks`` timestamps every collection of a millisecond or
 more into a small ring.  A stall that garbage collection covers for at
@@ -39,6 +42,7 @@ import math
 import sys
 import threading
 import time
+import types
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any
@@ -59,7 +63,7 @@ class Monitor:
     def __init__(
         self, threshold: float = 0.05, *, on_stall: Callable[[Stall], None] | None = None
     ) -> None:
-        if isinstance(threshold, bool) or not isinstance(threshold, int | float):
+        if isinstance(threshold, bool) or not isinstance(threshold, int | float):  # pyright: ignore[reportUnnecessaryIsInstance]
             raise TypeError(
                 f"threshold must be a number of seconds, not {type(threshold).__name__}"
             )
@@ -76,15 +80,15 @@ class Monitor:
         self._loop_name = ""
         self._started = 0.0
         self._stopped = 0.0
-        # shared with the loop: written by the loop, read by the watchdog
-        self._due = math.inf
+        # shared with the loop: _posted written by the watchdog, the rest by the loop
+        self._posted = 0.0
+        self._answered = 0.0
         self._late: collections.deque[tuple[float, float]] = collections.deque()
-        # asyncio / trio heartbeat handles
-        self._loop: Any = None
-        self._handle: Any = None
-        self._scope: Any = None
+        # asks the loop to run a function soon, from the watchdog thread
+        self._post: Callable[[Callable[[], None]], object] | None = None
         # watchdog
         self._thread_id = 0
+        self._cpu_clock = time.CLOCK_THREAD_CPUTIME_ID
         self._wakeup = threading.Event()
         self._watchdog: threading.Thread | None = None
         # gc ring: (start, end, generation), written by the gc callback
@@ -92,6 +96,8 @@ class Monitor:
         self._gc_start = 0.0
         self._gc_ring: list[tuple[float, float, int]] = [(0.0, 0.0, 0)] * _GC_RING
         self._gc_count = 0
+        self._gc_done = 0  # ring entries _check_gc has looked at
+        self._covered = 0.0  # the end of the last stall recorded
 
     def __repr__(self) -> str:
         return f"<Monitor {self._state} threshold={self.threshold:g}s on {self._loop_name or '-'}>"
@@ -159,24 +165,23 @@ class Monitor:
 
     def _start_asyncio(self, loop: Any) -> None:
         self._check_new()
-        self._loop = loop
         self._loop_name = "uvloop" if type(loop).__module__.startswith("uvloop") else "asyncio"
+        self._post = loop.call_soon_threadsafe
         self._begin()
-        self._handle = loop.call_later(self._period, self._beat_asyncio)
 
     def _start_trio(self) -> None:
         import trio
 
         self._check_new()
         self._loop_name = "trio"
+        self._post = trio.lowlevel.current_trio_token().run_sync_soon
         self._begin()
-        trio.lowlevel.spawn_system_task(self._heartbeat_trio, name="adapt.monitor heartbeat")
 
     def _begin(self) -> None:
         self._state = "running"
         self._thread_id = threading.get_ident()
+        self._cpu_clock = time.pthread_getcpuclockid(self._thread_id)
         self._started = time.monotonic()
-        self._due = self._started + self._period
         gc.callbacks.append(self._gc_callback)
         self._watchdog = threading.Thread(
             target=self._watch, name=f"adapt.monitor watchdog ({self._loop_name})", daemon=True
@@ -189,14 +194,9 @@ class Monitor:
         self._state = "stopped"
         now = time.monotonic()
         self._stopped = now
-        if now - self._due >= self.threshold:
-            self._late.append((self._due, now))  # stalled until the loop stopped
-        self._due = math.inf
-        if self._handle is not None:
-            self._handle.cancel()
-            self._handle = None
-        if self._scope is not None:
-            self._scope.cancel()
+        posted = self._posted
+        if self._answered < posted and now - posted >= self.threshold:
+            self._late.append((posted, now))  # stalled until the loop stopped
         try:
             gc.callbacks.remove(self._gc_callback)
         except ValueError:
@@ -205,31 +205,18 @@ class Monitor:
         if self._watchdog is not None:
             self._watchdog.join()
             self._watchdog = None
-        self._loop = None
+        self._post = None
 
     # -- the loop's side: nothing but this ------------------------------------
 
     def _beat(self) -> None:
+        if self._state != "running":
+            return  # a request left over from a stopped monitor
         now = time.monotonic()
-        due = self._due
-        if now - due >= self.threshold:
-            self._late.append((due, now))  # before _due moves on: see _finish
-        self._due = now + self._period
-
-    def _beat_asyncio(self) -> None:
-        self._beat()
-        self._handle = self._loop.call_later(self._period, self._beat_asyncio)
-
-    async def _heartbeat_trio(self) -> None:
-        import trio
-
-        with trio.CancelScope() as scope:
-            self._scope = scope
-            if self._state != "running":
-                return
-            while True:
-                self._beat()  # first: a stall before this task first ran counts
-                await trio.sleep(self._period)
+        posted = self._posted
+        if now - posted >= self.threshold:
+            self._late.append((posted, now))  # before answering: see _watch
+        self._answered = now
 
     def _gc_callback(self, phase: str, info: dict[str, Any]) -> None:
         now = time.monotonic()
@@ -242,32 +229,89 @@ class Monitor:
     # -- the watchdog thread --------------------------------------------------
 
     def _watch(self) -> None:
-        pending: list[tuple[float, Sample]] = []  # (due time it was taken in, sample)
+        pending: list[tuple[float, Sample]] = []  # (request it was taken under, sample)
+        period = self._period
         while self._state == "running":
-            due = self._due
+            posted = self._posted = time.monotonic()
+            try:
+                assert self._post is not None
+                self._post(self._beat)
+            except RuntimeError:  # the loop is closed (trio: RunFinishedError)
+                break
+            self._wait_and_check_gil(period, posted, pending)
+            while self._answered < posted and self._state == "running":
+                frame = sys._current_frames().get(self._thread_id)  # pyright: ignore[reportPrivateUsage]
+                if frame is not None and self._answered < posted:
+                    sample = capture(frame)
+                    if self._answered < posted:  # still stalled: the sample shows the stall
+                        pending.append((posted, sample))
+                del frame
+                self._wakeup.wait(period)
             self._finish(pending)
-            wait = due + self._period - time.monotonic()
-            if wait > 0:
-                self._wakeup.wait(wait)
-                continue
-            frame = sys._current_frames().get(self._thread_id)
-            if frame is not None and self._due == due:
-                sample = capture(frame)
-                if self._due == due:  # still stalled: the sample shows the stall
-                    pending.append((due, sample))
-            del frame
-            self._wakeup.wait(self._period)
+            self._check_gc()
         self._finish(pending)
+        self._check_gc()
+
+    def _check_gc(self) -> None:
+        """Record the long collections no heartbeat stall took in.
+
+        A collection holds the GIL: when it starts while no request is out,
+        the loop answers the next one on time, so the ring is the only
+        witness.
+        """
+        count = self._gc_count
+        for k in range(max(self._gc_done, count - _GC_RING), count):
+            start, end, generation = self._gc_ring[k % _GC_RING]
+            if end - start >= self.threshold and start >= self._covered:
+                self._covered = end
+                suggestion = gc_suggestion(generation)
+                self._record_stall(self._stall_without_site("gc", end - start, 0, suggestion))
+        self._gc_done = count
+
+    def _wait_and_check_gil(
+        self, period: float, posted: float, pending: list[tuple[float, Sample]]
+    ) -> None:
+        """Sleep ``period``; notice a stall that kept this thread from the GIL.
+
+        C code that holds the GIL (garbage collection, a big ``json.loads``)
+        stalls the loop without letting this thread run: a request posted
+        after it started is answered on time once it ends.  But this
+        thread's wake-up then came late by as long, while the loop thread
+        was busy (its CPU clock says so, for a quarter of the time or more to
+        allow for a loaded machine; a machine delaying this thread while the
+        loop thread sleeps in its poll leaves that clock still).  The sample taken
+        the moment the GIL comes back shows the line that held it.
+        """
+        start = time.monotonic()
+        cpu_start = time.clock_gettime(self._cpu_clock)
+        self._wakeup.wait(period)
+        late = time.monotonic() - start - period
+        if late < self.threshold or self._answered < posted or self._state != "running":
+            return  # on time, or the late beat measures this stall
+        if time.clock_gettime(self._cpu_clock) - cpu_start < 0.25 * late:
+            return  # the loop thread was not running: not its stall
+        if self._gc_start >= start:
+            # a collection (perhaps still in its callbacks: this thread can
+            # get the GIL there): _check_gc records it once it is done
+            return
+        frame = sys._current_frames().get(self._thread_id)  # pyright: ignore[reportPrivateUsage]
+        samples = [] if frame is None else [capture(frame)]
+        del frame
+        self._finish(pending)
+        self._record(late, start + period, start + period + late, samples)
 
     def _finish(self, pending: list[tuple[float, Sample]]) -> None:
         """Record the stalls whose late beat has come, with their samples."""
-        current = self._due  # read before draining: see _beat
         while self._late:
-            due, end = self._late.popleft()
-            self._record(end - due, due, end, [s for d, s in pending if d == due])
-        pending[:] = [(d, s) for d, s in pending if d >= current]
+            posted, end = self._late.popleft()
+            self._record(end - posted, posted, end, [s for p, s in pending if p == posted])
+        # the beat notes a late answer before it answers, so every sample
+        # older than the last answer has been used or belongs to no stall
+        answered = self._answered
+        pending[:] = [(p, s) for p, s in pending if p > answered]
 
     def _record(self, duration: float, start: float, end: float, samples: list[Sample]) -> None:
+        self._covered = max(self._covered, end)
         covered, generation = self._gc_time(start, end)
         if covered >= duration / 2:
             stall = self._stall_without_site(
@@ -277,6 +321,9 @@ class Monitor:
             stall = self._stall_from(samples, duration)
         else:
             stall = self._stall_without_site("unknown", duration, 0, unknown_suggestion())
+        self._record_stall(stall)
+
+    def _record_stall(self, stall: Stall) -> None:
         with self._lock:
             self._stalls.append(stall)
         if self._on_stall is not None:
@@ -308,8 +355,8 @@ class Monitor:
 
     def _stall_from(self, samples: list[Sample], duration: float) -> Stall:
         # the call site most samples show (the latest one on a tie)
-        counts: collections.Counter[tuple[object, int]] = collections.Counter()
-        chosen: dict[tuple[object, int], tuple[Sample, int]] = {}
+        counts: collections.Counter[tuple[types.CodeType, int]] = collections.Counter()
+        chosen: dict[tuple[types.CodeType, int], tuple[Sample, int]] = {}
         for sample in samples:
             index = _site_index(sample)
             frame = sample.frames[index]

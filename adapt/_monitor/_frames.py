@@ -25,6 +25,7 @@ import stat
 import sysconfig
 import types
 from dataclasses import dataclass
+from typing import Any, cast
 
 __all__ = ["Callee", "Sample", "SampledFrame", "call_text", "capture", "is_user_file"]
 
@@ -202,8 +203,18 @@ def _qualname(obj: object) -> str:
 
 
 #: file types whose ``fileno()`` is C code that runs no program code
-_FILE_TYPES = ("_io.FileIO", "_io.BufferedReader", "_io.BufferedWriter", "_io.BufferedRandom")
-_FILE_TYPES += ("_io.TextIOWrapper", "socket.socket", "_socket.socket", "ssl.SSLSocket")
+_FILE_TYPES = frozenset(
+    [
+        "_io.FileIO",
+        "_io.BufferedReader",
+        "_io.BufferedWriter",
+        "_io.BufferedRandom",
+        "_io.TextIOWrapper",
+        "socket.socket",
+        "_socket.socket",
+        "ssl.SSLSocket",
+    ]
+)
 
 
 def _fd_kind(fd: int) -> str:
@@ -245,7 +256,7 @@ def _resolve(frame: types.FrameType, func: ast.expr) -> Callee:
         except AttributeError:
             target = _MISSING
     if isinstance(target, staticmethod | classmethod):
-        target = target.__func__
+        target = cast("staticmethod[..., Any] | classmethod[Any, ..., Any]", target).__func__
     function = "" if target is _MISSING else _qualname(target)
     if receiver is _MISSING or isinstance(receiver, types.ModuleType | type):
         return Callee(function, (), "")

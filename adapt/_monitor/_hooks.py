@@ -116,9 +116,12 @@ class LoopHooks:
 
         base = asyncio.base_events.BaseEventLoop
         original = base.run_forever
-        base.run_forever = self._wrap_run_forever(original)  # type: ignore[method-assign]
+        base.run_forever = self._wrap_run_forever(original)  # type: ignore[method-assign,assignment]
         self._undo.append(lambda: setattr(base, "run_forever", original))
-        patches = {"uvloop": self._patch_uvloop, "trio": self._patch_trio}
+        patches: dict[str, Callable[[types.ModuleType], None]] = {
+            "uvloop": self._patch_uvloop,
+            "trio": self._patch_trio,
+        }
         for name, patch in list(patches.items()):
             module = sys.modules.get(name)
             if module is not None:
@@ -163,7 +166,7 @@ class LoopHooks:
         base: type[Any] = module.Loop
         run_forever = self._wrap_run_forever(base.run_forever)
 
-        class Loop(base):  # type: ignore[valid-type,misc]
+        class Loop(base):  # type: ignore[misc]
             __doc__ = base.__doc__
 
             def run_forever(self) -> None:
@@ -171,7 +174,7 @@ class LoopHooks:
 
         Loop.__module__ = base.__module__
         Loop.__qualname__ = base.__qualname__
-        module.Loop = Loop
+        setattr(module, "Loop", Loop)  # noqa: B010 (a module attribute checkers don't know)
         self._undo.append(lambda: setattr(module, "Loop", base))
 
     def _patch_trio(self, module: types.ModuleType) -> None:
@@ -190,7 +193,7 @@ class LoopHooks:
 
             return original(monitored, *args, **kwargs)
 
-        module.run = run
+        setattr(module, "run", run)  # noqa: B010 (a module attribute checkers don't know)
         self._undo.append(lambda: setattr(module, "run", original))
 
     def _stopped(self, monitor: Monitor) -> None:

@@ -203,7 +203,7 @@ def aggregate(stalls: Iterable[Stall], threshold: float, monitored: float) -> St
     for stall in stalls:
         key = (stall.kind, stall.site.filename, stall.site.lineno)
         groups.setdefault(key, []).append(stall)
-    sites = []
+    sites: list[StallSite] = []
     for group in groups.values():
         worst = max(group, key=lambda s: s.duration)
         loops = tuple(sorted({s.loop for s in group}))

@@ -93,10 +93,26 @@ BY_FD_KIND: dict[str, str] = {
 }
 
 READS = frozenset(
-    "read read1 readinto readinto1 readline readlines readall recv recv_into recvfrom "
-    "recvfrom_into recvmsg accept readv".split()
+    [
+        "read",
+        "read1",
+        "readinto",
+        "readinto1",
+        "readline",
+        "readlines",
+        "readall",
+        "recv",
+        "recv_into",
+        "recvfrom",
+        "recvfrom_into",
+        "recvmsg",
+        "accept",
+        "readv",
+    ]
 )
-WRITES = frozenset("write writelines send sendall sendto sendmsg flush writev".split())
+WRITES = frozenset(
+    ["write", "writelines", "send", "sendall", "sendto", "sendmsg", "flush", "writev"]
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,7 +200,7 @@ def suggest(
         target = obj or "the_fd"
         line = f"`await Async({target}).{method or 'read'}(...)`"
         if function == "select.select" or method in ("select", "poll"):
-            line = f"`await Async(fd).readable()` / `.writable()`"
+            line = "`await Async(fd).readable()` / `.writable()`"
         return Suggestion(
             "Async",
             f"{shown} waits for I/O on the loop: wait for readiness instead, with the "
