@@ -27,6 +27,7 @@ from ._iterate import iterate as iterate
 from ._limiter import CapacityLimiter as CapacityLimiter
 from ._monitor import Monitor as Monitor
 from ._monitor import StackEntry as StackEntry
+from ._monitor import Stall as Stall
 from ._monitor import StallReport as StallReport
 from ._monitor import StallSite as StallSite
 from ._monitor import Suggestion as Suggestion
@@ -94,6 +95,7 @@ __all__ = [
     # finding what blocks the loop
     "Monitor",
     "StackEntry",
+    "Stall",
     "StallReport",
     "StallSite",
     "Suggestion",

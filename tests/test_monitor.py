@@ -303,3 +303,21 @@ def test_c_calls_and_types() -> None:
     assert _tool(library_modules=("socket", "http.client", "requests.api"))[0] == "run_sync"
     assert _tool(library_modules=("serial.serialposix", "contextlib")) == ("recipe", "serial")
     assert _tool(call="", library_modules=())[0] == "run_sync"
+
+
+async def test_on_stall_hears_of_each_stall_as_it_ends(backend: str) -> None:
+    heard: list[tuple[adapt.Stall, str]] = []
+    m = adapt.Monitor(0.05, on_stall=lambda s: heard.append((s, threading.current_thread().name)))
+    async with m:
+        time.sleep(0.1)  # STALL-CALLBACK
+        for _ in range(100):
+            await anyio.sleep(0.01)
+            if heard:
+                break
+        assert len(heard) == 1  # before the monitor stops
+    stall, thread = heard[0]
+    assert thread.startswith("adapt.monitor watchdog")
+    assert stall.site.lineno == _line("STALL-CALLBACK")
+    assert stall.call == "time.sleep"
+    assert stall.duration >= 0.075
+    assert stall.samples >= 1

@@ -12,8 +12,9 @@ from __future__ import annotations
 from ._core import Monitor as Monitor
 from ._core import monitor as monitor
 from ._report import StackEntry as StackEntry
+from ._report import Stall as Stall
 from ._report import StallReport as StallReport
 from ._report import StallSite as StallSite
 from ._table import Suggestion as Suggestion
 
-__all__ = ["Monitor", "StackEntry", "StallReport", "StallSite", "Suggestion", "monitor"]
+__all__ = ["Monitor", "StackEntry", "Stall", "StallReport", "StallSite", "Suggestion", "monitor"]

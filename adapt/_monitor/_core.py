@@ -58,7 +58,12 @@ _GC_RING = 64
 
 
 class Monitor:
-    """Watches one running loop for stalls; made by :func:`adapt.monitor`."""
+    """Watches one running loop for stalls; made by :func:`adapt.monitor`.
+
+    ``Monitor(threshold, on_stall=fn)`` also calls ``fn(stall)`` with each
+    :class:`~adapt.Stall` as it ends, in the watchdog thread (keep it short:
+    log it, or hand it to the loop with ``call_soon_threadsafe``).
+    """
 
     def __init__(
         self, threshold: float = 0.05, *, on_stall: Callable[[Stall], None] | None = None
@@ -423,8 +428,9 @@ def monitor(threshold: float = 0.05) -> Monitor:
             await app()
         print(m.report().format())          # where it stalled, and the fix
 
-    The loop only runs a timer callback every ``threshold / 4``; a watchdog
-    thread samples the loop thread's stack when that callback is late.  To
+    The loop only runs a tiny callback a watchdog thread asks for every
+    ``threshold / 4``; the watchdog samples the loop thread's stack when
+    that callback is late.  To
     watch a whole program without changing it, run it with
     ``python -m adapt doctor -- python app.py``.
     """

@@ -34,7 +34,13 @@ class StackEntry:
 
 @dataclass(frozen=True, slots=True)
 class Stall:
-    """One stall of the loop: where, how long, and what to do about it."""
+    """One stall of the loop: where, how long, and what to do about it.
+
+    What a :class:`~adapt.Monitor` made with ``on_stall=`` hands its callback
+    (in the watchdog thread) as each stall ends; :class:`StallReport` groups
+    them by call site.  ``to_dict()`` / ``from_dict()`` convert to and from
+    JSON-ready data.
+    """
 
     #: "call" (sampled in the program's code), "gc" or "unknown" (no sample)
     kind: str
@@ -50,6 +56,7 @@ class Stall:
     samples: int
 
     def to_dict(self) -> dict[str, Any]:
+        """The stall as JSON-ready data."""
         return {
             "kind": self.kind,
             "loop": self.loop,
@@ -63,6 +70,7 @@ class Stall:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Stall:
+        """The stall :meth:`to_dict` made."""
         s = data["suggestion"]
         return cls(
             kind=str(data["kind"]),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, assert_type
 
-from adapt import Monitor, StackEntry, StallReport, StallSite, Suggestion, monitor
+from adapt import Monitor, StackEntry, Stall, StallReport, StallSite, Suggestion, monitor
 
 
 async def watched() -> None:
@@ -31,6 +31,17 @@ async def watched() -> None:
         assert_type(site.suggestion, Suggestion)
         assert_type(site.suggestion.recipe, str | None)
         assert_type(site.stack[0].line, str)
+
+
+def on_stall(stall: Stall) -> None:
+    assert_type(stall.duration, float)
+    assert_type(stall.site, StackEntry)
+    assert_type(stall.to_dict(), dict[str, Any])
+    assert_type(Stall.from_dict(stall.to_dict()), Stall)
+
+
+def with_callback() -> Monitor:
+    return Monitor(0.1, on_stall=on_stall)
 
 
 def bad() -> None:
