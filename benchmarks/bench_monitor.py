@@ -8,7 +8,7 @@ all interleaved in one process (each case on a fresh loop):
 * **offload**: sequential ``run_sync`` calls of a trivial function, calls/s.
 
 A loop that never stalls pays for the monitor's heartbeat only: the
-watchdog thread wakes every ``threshold / 4`` and asks the loop to run a
+watchdog thread wakes every ``threshold / 2`` and asks the loop to run a
 tiny callback.  The targets are on/off >= 0.98 everywhere.
 
 Each case is reported twice: per second of wall-clock time (the target),

@@ -2,8 +2,8 @@
 
 Theory of operation
 -------------------
-*Heartbeat.*  Every ``period`` (a quarter of the threshold) the watchdog
-thread notes the time in ``_posted`` and asks the loop to run
+*Heartbeat.*  Every ``period`` (half the threshold) the watchdog thread
+notes the time in ``_posted`` and asks the loop to run
 :meth:`Monitor._beat` soon (``call_soon_threadsafe`` on asyncio and uvloop,
 ``TrioToken.run_sync_soon`` on trio).  The beat reads the clock; when it ran
 ``threshold`` or more after it was asked for, it appends ``(posted, now)``
@@ -12,20 +12,23 @@ to a deque: the loop could not run anything for that long.  It then sets
 nothing that waits, so the monitor cannot block it.  (A timer callback
 re-armed on the loop would do the same job, but a pending timer made
 adapt's asyncio ping-pong about 7% slower, measured: the loop then
-computes a timeout on every iteration.  A request from the thread costs
-the loop one wake-up per ``period``, about 1 in 1000 of its time.)
+computes a timeout on every iteration.)  One request costs about 200 us of
+CPU time in all on a loaded 2-CPU VM (the watchdog's wake-up, the loop's),
+measured on an idle loop: hence half the threshold, not less -- 40
+requests a second at the default 50 ms, under 1% of a CPU.
 
 *Watchdog.*  After each request the watchdog sleeps ``period``; if the beat
 has not answered by then, the loop is stuck: it samples the loop thread's
 stack with ``sys._current_frames()``, labels the sample with the request's
-time, and samples again every ``period`` until the answer comes.  A stall of
-``threshold`` or more lasts at least four periods, so it gets samples
-whatever its phase against the requests.  When a late beat is noted, the
-watchdog takes the samples with its label, attributes the stall to the call
-site most of them show and records a
-:class:`~adapt._monitor._report.Stall`.  A stall's duration is the beat's
-lateness: it can miss up to one ``period`` of the blocking call's length
-(the part before the request), never add to it.
+time, and samples again every ``period / 2`` until the answer comes.  A
+stall of ``1.5 * threshold`` or more has a request posted within its first
+``period`` and a sample within its first ``2 * period``, so it is always
+reported, with its line; one between ``threshold`` and that, depending on
+its phase.  When a late beat is noted, the watchdog takes the samples with
+its label, attributes the stall to the call site most of them show and
+records a :class:`~adapt._monitor._report.Stall`.  A stall's duration is the
+beat's lateness: it can miss up to one ``period`` of the blocking call's
+length (the part before the request), never add to it.
 
 *GC.*  ``gc.callbacks`` timestamps every collection of a millisecond or
 more into a small ring.  A stall that garbage collection covers for at
@@ -77,7 +80,7 @@ class Monitor:
                 f"threshold must be a finite number of seconds >= 0.001, not {threshold!r}"
             )
         self.threshold = float(threshold)
-        self._period = self.threshold / 4
+        self._period = self.threshold / 2  # between requests (see above)
         self._on_stall = on_stall
         self._stalls: list[Stall] = []
         self._lock = threading.Lock()  # _stalls, between the watchdog and report()
@@ -94,7 +97,10 @@ class Monitor:
         # watchdog
         self._thread_id = 0
         self._cpu_clock = time.CLOCK_THREAD_CPUTIME_ID
-        self._wakeup = threading.Event()
+        # the watchdog sleeps by acquiring this held lock with a timeout; _stop
+        # releases it for good
+        self._sleeper = threading.Lock()
+        self._sleeper.acquire()
         self._watchdog: threading.Thread | None = None
         # gc ring: (start, end, generation), written by the gc callback
         self._gc_min = min(0.001, self.threshold / 10)
@@ -206,7 +212,7 @@ class Monitor:
             gc.callbacks.remove(self._gc_callback)
         except ValueError:
             pass
-        self._wakeup.set()
+        self._sleeper.release()
         if self._watchdog is not None:
             self._watchdog.join()
             self._watchdog = None
@@ -251,7 +257,7 @@ class Monitor:
                     if self._answered < posted:  # still stalled: the sample shows the stall
                         pending.append((posted, sample))
                 del frame
-                self._wakeup.wait(period)
+                self._sleep(period / 2)
             self._finish(pending)
             self._check_gc()
         self._finish(pending)
@@ -273,6 +279,10 @@ class Monitor:
                 self._record_stall(self._stall_without_site("gc", end - start, 0, suggestion))
         self._gc_done = count
 
+    def _sleep(self, seconds: float) -> None:
+        if self._sleeper.acquire(timeout=seconds):
+            self._sleeper.release()  # stopped: every later sleep returns at once
+
     def _wait_and_check_gil(
         self, period: float, posted: float, pending: list[tuple[float, Sample]]
     ) -> None:
@@ -289,7 +299,7 @@ class Monitor:
         """
         start = time.monotonic()
         cpu_start = time.clock_gettime(self._cpu_clock)
-        self._wakeup.wait(period)
+        self._sleep(period)
         late = time.monotonic() - start - period
         if late < self.threshold or self._answered < posted or self._state != "running":
             return  # on time, or the late beat measures this stall
@@ -429,8 +439,9 @@ def monitor(threshold: float = 0.05) -> Monitor:
         print(m.report().format())          # where it stalled, and the fix
 
     The loop only runs a tiny callback a watchdog thread asks for every
-    ``threshold / 4``; the watchdog samples the loop thread's stack when
-    that callback is late.  To
+    ``threshold / 2``; the watchdog samples the loop thread's stack when
+    that callback is late.  Stalls of ``1.5 * threshold`` or more are always
+    reported.  To
     watch a whole program without changing it, run it with
     ``python -m adapt doctor -- python app.py``.
     """
