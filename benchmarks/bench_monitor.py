@@ -52,8 +52,15 @@ import adapt
 LOOPS = ("asyncio", "uvloop", "trio")
 
 
-#: rates per CPU second of each case's runs, by case name
+#: rates per CPU second / per wall-clock second of each case's runs, by case name
 CPU_RATES: dict[str, list[float]] = {}
+WALL_RATES: dict[str, list[float]] = {}
+
+
+def _note(name: str, n: int, wall: float, cpu: float) -> float:
+    CPU_RATES.setdefault(name, []).append(n / cpu)
+    WALL_RATES.setdefault(name, []).append(n / wall)
+    return n / wall
 
 
 def _timed(
@@ -66,8 +73,7 @@ def _timed(
                 await fn(sock, n)
         else:
             await fn(sock, n)
-        CPU_RATES.setdefault(name, []).append(n / (time.process_time() - c0))
-        return n / (time.perf_counter() - t0)
+        return _note(name, n, time.perf_counter() - t0, time.process_time() - c0)
 
     return run
 
@@ -91,8 +97,7 @@ def _offload(name: str, monitored: bool) -> Callable[[int], Awaitable[float]]:
                 await offload(n)
         else:
             await offload(n)
-        CPU_RATES.setdefault(name, []).append(n / (time.process_time() - c0))
-        return n / (time.perf_counter() - t0)
+        return _note(name, n, time.perf_counter() - t0, time.process_time() - c0)
 
     return run
 
@@ -100,6 +105,17 @@ def _offload(name: str, monitored: bool) -> Callable[[int], Awaitable[float]]:
 def _cpu_medians(names: Iterable[str], rounds: int) -> dict[str, float]:
     """Medians of the measured rounds (the warm-up round is the first)."""
     return {name: statistics.median(CPU_RATES[name][-rounds:]) for name in names}
+
+
+def _paired(kind: str, rounds: int) -> None:
+    """Print the median of the per-round on/off ratios: both cases of a loop
+    run in the same round, so a load change between rounds cancels out."""
+    print(f"  paired per round (median of {rounds} on/off ratios, wall-clock):")
+    for loop in LOOPS:
+        on, off = WALL_RATES.get(f"{kind} on ({loop})"), WALL_RATES.get(f"{kind} off ({loop})")
+        if on and off:
+            ratios = [a / b for a, b in zip(on[-rounds:], off[-rounds:], strict=True)]
+            print(f"    {loop:<8} {statistics.median(ratios):.3f}x  (min {min(ratios):.3f}x)")
 
 
 def run_on(loop: str, main: Callable[[int], Awaitable[float]], n: int) -> float:
@@ -136,6 +152,7 @@ def main() -> None:
     title = f"monitor overhead: ping-pong, {trips} round trips x {rounds} rounds"
     report(title, "round trips/s", medians, targets, save_as=f"monitor_pingpong{suffix}")
     note_load(f"monitor_pingpong{suffix}", load)
+    _paired("ping-pong", rounds)
     report(
         title,
         "round trips per CPU second",
@@ -157,6 +174,7 @@ def main() -> None:
     title = f"monitor overhead: run_sync, {calls} sequential calls x {rounds} rounds"
     report(title, "calls/s", medians, targets, save_as=f"monitor_offload{suffix}")
     note_load(f"monitor_offload{suffix}", load)
+    _paired("offload", rounds)
     report(
         title,
         "calls per CPU second",

@@ -292,10 +292,13 @@ class Monitor:
         stalls the loop without letting this thread run: a request posted
         after it started is answered on time once it ends.  But this
         thread's wake-up then came late by as long, while the loop thread
-        was busy (its CPU clock says so, for a quarter of the time or more to
-        allow for a loaded machine; a machine delaying this thread while the
-        loop thread sleeps in its poll leaves that clock still).  The sample taken
-        the moment the GIL comes back shows the line that held it.
+        was busy: its CPU clock ran for half the time or more.  (Pure Python
+        code gives the GIL up within the 5 ms switch interval, so this
+        thread can only be kept out that long by C code holding the GIL, or
+        by the machine not running it -- which a loop thread that got half a
+        CPU meanwhile makes unlikely.  On a machine so loaded that the loop
+        thread gets less, such a stall goes unseen.)  The sample taken the
+        moment the GIL comes back shows the line that held it.
         """
         start = time.monotonic()
         cpu_start = time.clock_gettime(self._cpu_clock)
@@ -303,7 +306,7 @@ class Monitor:
         late = time.monotonic() - start - period
         if late < self.threshold or self._answered < posted or self._state != "running":
             return  # on time, or the late beat measures this stall
-        if time.clock_gettime(self._cpu_clock) - cpu_start < 0.25 * late:
+        if time.clock_gettime(self._cpu_clock) - cpu_start < 0.5 * late:
             return  # the loop thread was not running: not its stall
         if self._gc_start >= start:
             # a collection (perhaps still in its callbacks: this thread can
