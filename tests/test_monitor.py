@@ -45,7 +45,7 @@ async def test_every_100ms_stall_is_reported_with_its_line(backend: str) -> None
     site = _site(report, _line("STALL-100"))
     assert site.count == 10, report.format()
     assert 0.075 <= site.worst <= 0.5
-    assert site.total >= 10 * 0.075
+    assert site.total >= 10 * 0.05  # each one is late by the threshold at least
     assert site.call == "time.sleep"
     assert site.line.startswith("time.sleep(0.1)")
     assert site.suggestion.tool == "sleep"
@@ -319,5 +319,5 @@ async def test_on_stall_hears_of_each_stall_as_it_ends(backend: str) -> None:
     assert thread.startswith("adapt.monitor watchdog")
     assert stall.site.lineno == _line("STALL-CALLBACK")
     assert stall.call == "time.sleep"
-    assert stall.duration >= 0.075
+    assert 0.05 <= stall.duration <= 0.5
     assert stall.samples >= 1

@@ -15,8 +15,8 @@ for the fixture.  Disable it with ``-p no:adapt``.
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Generator, Iterator
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -70,14 +70,27 @@ def adapt_no_stalls(request: pytest.FixtureRequest) -> Iterator[StallCollector]:
         yield collector
     finally:
         collector.hooks.uninstall()
+    if _call_wrapper is None:  # no call-phase wrapper: fail in teardown instead
+        _check(collector)
 
 
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
-    result = yield  # a test that failed already is not checked
-    collector = item.stash.get(_collectors, None)
-    if collector is not None:
-        report = collector.report()
-        if report.sites:
-            pytest.fail(report.format(), pytrace=False)
-    return result
+def _check(collector: StallCollector) -> None:
+    report = collector.report()
+    if report.sites:
+        pytest.fail(report.format(), pytrace=False)
+
+
+_call_wrapper: Callable[[Any], Any] | None
+try:
+    _call_wrapper = pytest.hookimpl(wrapper=True)
+except TypeError:  # pluggy < 1.1: the plugin must not break such a pytest
+    _call_wrapper = None
+else:
+
+    @_call_wrapper
+    def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
+        result = yield  # a test that failed already is not checked
+        collector = item.stash.get(_collectors, None)
+        if collector is not None:
+            _check(collector)
+        return result
