@@ -189,7 +189,8 @@ def test_a_program_that_does_not_stall_reports_nothing(loop: str, tmp_path: Path
     app.write_text(QUIET)
     report, proc = _doctor(tmp_path, "--", sys.executable, str(app), loop)
     assert proc.returncode == 0, proc.stderr
-    assert report["sites"] == [], report
+    # a stall of the machine (the loop thread not run) shows as "idle"
+    assert [s for s in report["sites"] if s["kind"] != "idle"] == [], report
     assert report["monitored"] > 0.3
 
 

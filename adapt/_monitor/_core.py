@@ -52,7 +52,7 @@ from typing import Any
 
 from ._frames import Sample, call_text, capture
 from ._report import StackEntry, Stall, StallReport, aggregate
-from ._table import Suggestion, gc_suggestion, suggest, unknown_suggestion
+from ._table import Suggestion, gc_suggestion, idle_suggestion, suggest, unknown_suggestion
 
 __all__ = ["Monitor", "monitor"]
 
@@ -359,7 +359,7 @@ class Monitor:
     def _stall_without_site(
         self, kind: str, duration: float, samples: int, suggestion: Suggestion
     ) -> Stall:
-        name = "<garbage collection>" if kind == "gc" else "<not sampled>"
+        name = {"gc": "<garbage collection>", "idle": "<event loop>"}.get(kind, "<not sampled>")
         return Stall(
             kind=kind,
             loop=self._loop_name,
@@ -373,17 +373,21 @@ class Monitor:
 
     def _stall_from(self, samples: list[Sample], duration: float) -> Stall:
         # the call site most samples show (the latest one on a tie)
-        counts: collections.Counter[tuple[types.CodeType, int]] = collections.Counter()
-        chosen: dict[tuple[types.CodeType, int], tuple[Sample, int]] = {}
+        # (None: the loop thread was in the loop's own code, see _IDLE)
+        counts: collections.Counter[tuple[types.CodeType, int] | None] = collections.Counter()
+        chosen: dict[tuple[types.CodeType, int] | None, tuple[Sample, int]] = {}
         for sample in samples:
             index = _site_index(sample)
             frame = sample.frames[index]
-            key = (frame.code, frame.lineno)
+            idle = sample.frames[0].module.startswith(_IDLE)
+            key = None if idle else (frame.code, frame.lineno)
             counts[key] += 1
             chosen[key] = (sample, index)
         best = max(counts.values())
         key = next(k for k in reversed(chosen) if counts[k] == best)
         sample, index = chosen[key]
+        if key is None:
+            return self._stall_without_site("idle", duration, len(samples), idle_suggestion())
         site = sample.frames[index]
         call = call_text(site.code, site.lasti)
         callee = sample.callee if index == 0 else None
@@ -417,6 +421,9 @@ class Monitor:
 
 #: modules of the loops' own machinery, cut from reported stacks
 _LOOPS = ("asyncio.", "uvloop", "trio._core", "anyio._backends", "adapt._monitor")
+#: a sample whose innermost frame is here caught the loop in its own code
+#: (its poll, or C callbacks on uvloop): the program did not stall it
+_IDLE = (*_LOOPS, "selectors")
 
 
 def _site_index(sample: Sample) -> int:

@@ -8,7 +8,9 @@
     @pytest.mark.adapt_no_stalls(threshold=0.2)         # a looser threshold
     async def test_slow_start(adapt_no_stalls): ...
 
-Registered as a pytest plugin (``pytest11`` entry point ``adapt``): it only
+Stalls whose samples caught the loop thread in the loop's own code (kind
+``"idle"``: an overloaded machine, another thread holding the GIL) do not
+fail the test.  Registered as a pytest plugin (``pytest11`` entry point ``adapt``): it only
 adds the fixture and the marker, and does nothing for tests that do not ask
 for the fixture.  Disable it with ``-p no:adapt``.
 """
@@ -76,7 +78,8 @@ def adapt_no_stalls(request: pytest.FixtureRequest) -> Iterator[StallCollector]:
 
 def _check(collector: StallCollector) -> None:
     report = collector.report()
-    if report.sites:
+    # a stall that caught the loop in its own code is the machine's, not the test's
+    if any(site.kind != "idle" for site in report.sites):
         pytest.fail(report.format(), pytrace=False)
 
 

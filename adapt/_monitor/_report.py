@@ -42,7 +42,8 @@ class Stall:
     JSON-ready data.
     """
 
-    #: "call" (sampled in the program's code), "gc" or "unknown" (no sample)
+    #: "call" (sampled in the program's code), "gc", "idle" (sampled in the
+    #: loop's own code) or "unknown" (no sample)
     kind: str
     loop: str
     duration: float
@@ -99,7 +100,9 @@ class StallSite:
     ``filename``/``lineno``/``function``/``line`` name the program's own line
     (the frame that called into the blocking code), ``call`` the call made
     there (``"time.sleep"``); ``kind`` is ``"call"``, ``"gc"`` (garbage
-    collection paused the loop) or ``"unknown"`` (no sample caught it).
+    collection paused the loop), ``"idle"`` (the samples caught the loop
+    thread in the loop's own code: the machine or another thread's GIL
+    held it up, not the program) or ``"unknown"`` (no sample caught it).
     ``count``, ``total`` and ``worst`` are in seconds; ``stack`` is the stack
     of the worst stall, outermost first.
     """
@@ -183,11 +186,11 @@ class StallReport:
             f"(in {self.monitored:.1f} s):",
         ]
         for n, site in enumerate(self.sites, 1):
-            where = (
-                "garbage collection"
-                if site.kind == "gc"
-                else f"{site.filename}:{site.lineno} in {site.function}"
-            )
+            where = {
+                "gc": "garbage collection",
+                "idle": "the event loop's own code",
+                "unknown": "not sampled",
+            }.get(site.kind, f"{site.filename}:{site.lineno} in {site.function}")
             out.append("")
             out.append(
                 f"{n}. {where}: {site.count} stall(s), {site.total * 1000:.0f} ms in all, "

@@ -120,10 +120,10 @@ class Suggestion:
     """What to use instead of a blocking call, from the doctor's table.
 
     ``tool`` is one of ``"Async"``, ``"reader"``, ``"writer"``,
-    ``"asyncify(pin=True)"``, ``"sleep"``, ``"recipe"``, ``"run_sync"`` and
-    ``"gc"``; ``recipe`` names the recipe (``adapt.recipes.<recipe>``) when
-    ``tool`` is ``"recipe"``; ``text`` says it in a sentence with the async
-    line to write.
+    ``"asyncify(pin=True)"``, ``"sleep"``, ``"recipe"``, ``"run_sync"``,
+    ``"gc"`` and ``"none"`` (the loop was stalled outside the program);
+    ``recipe`` names the recipe (``adapt.recipes.<recipe>``) when ``tool`` is
+    ``"recipe"``; ``text`` says it in a sentence with the async line to write.
     """
 
     tool: str
@@ -253,6 +253,15 @@ def gc_suggestion(generation: int) -> Suggestion:
         "gc",
         f"garbage collection (generation {generation}) paused the loop: create fewer "
         "reference cycles, call `gc.freeze()` after start-up, or raise `gc.set_threshold`.",
+    )
+
+
+def idle_suggestion() -> Suggestion:
+    """The suggestion for a stall that caught the loop in its own code."""
+    return Suggestion(
+        "none",
+        "the loop thread was in the event loop's own code, not the program's: the "
+        "machine did not run it (overloaded?) or another thread held the GIL.",
     )
 
 
