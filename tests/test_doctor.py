@@ -27,8 +27,11 @@ import asyncio, os, socket, sqlite3, sys, threading, time
 import requests
 
 LOOP, URL, BIG = sys.argv[1:4]
-QUERY = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 400000) "
+QUERY = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < ?) "
 QUERY += "SELECT count(*) FROM c"
+_t0 = time.perf_counter()
+sqlite3.connect(":memory:").execute(QUERY, (100000,)).fetchall()
+ROWS = int(100000 * 0.3 / (time.perf_counter() - _t0))  # a query of about 0.3 s
 
 
 async def main(sleep):
@@ -48,7 +51,7 @@ async def main(sleep):
     del data
     await sleep(0.02)
     db = sqlite3.connect(":memory:")
-    db.execute(QUERY).fetchall()  # STALL:asyncify(pin=True)
+    db.execute(QUERY, (ROWS,)).fetchall()  # STALL:asyncify(pin=True)
     db.close()
     await sleep(0.02)
     requests.get(URL, timeout=10).raise_for_status()  # STALL:run_sync
@@ -125,11 +128,11 @@ def slow_http() -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def big_file(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A 256 MiB regular file (a read of it takes over 50 ms)."""
+    """A 512 MiB regular file (a read of it takes about 100 ms or more)."""
     path = tmp_path_factory.mktemp("doctor") / "big.bin"
     block = b"\xa5" * (1 << 20)
     with open(path, "wb") as f:
-        for _ in range(256):
+        for _ in range(512):
             f.write(block)
     yield str(path)
     path.unlink()
@@ -308,7 +311,7 @@ def test_the_report_of_a_10s_program_is_ready_within_100ms_of_exit(tmp_path: Pat
                 end = time.monotonic() + 10
                 stalls = 0
                 while time.monotonic() < end:
-                    time.sleep(0.1)
+                    time.sleep(0.15)
                     stalls += 1
                     for _ in range(50):
                         await asyncio.sleep(0.015)

@@ -79,13 +79,16 @@ async def test_blocking_calls_get_their_suggestions(backend: str) -> None:
     db = sqlite3.connect(":memory:")
     query = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < ?) "
     query += "SELECT count(*) FROM c"
+    t0 = time.perf_counter()
+    db.execute(query, (100_000,)).fetchall()
+    rows = int(100_000 * 0.3 / (time.perf_counter() - t0))  # a query of about 0.3 s
     try:
         with a, b:
             async with adapt.monitor() as m:
                 timer.start()
                 a.recv(1)  # STALL-RECV
                 await anyio.sleep(0.01)
-                db.execute(query, (400_000,)).fetchall()  # STALL-SQL
+                db.execute(query, (rows,)).fetchall()  # STALL-SQL
                 await anyio.sleep(0.01)
                 end = time.perf_counter() + 0.3
                 while time.perf_counter() < end: pass  # STALL-CPU  # noqa: E701  # fmt: skip
@@ -218,7 +221,7 @@ async def test_the_heartbeat_does_not_wake_a_stalled_watchdog_forever(backend: s
 def test_stall_records_round_trip_through_json() -> None:
     async def main() -> adapt.StallReport:
         async with adapt.monitor() as m:
-            time.sleep(0.08)
+            time.sleep(0.15)
             await asyncio.sleep(0.01)
         return m.report()
 
