@@ -242,14 +242,18 @@ class Monitor:
     def _watch(self) -> None:
         pending: list[tuple[float, Sample]] = []  # (request it was taken under, sample)
         period = self._period
+        held: tuple[float, Sample | None] | None = None  # see _wait_and_check_gil
         while self._state == "running":
-            posted = self._posted = time.monotonic()
+            posted = time.monotonic() if held is None else held[0]
+            self._posted = posted
             try:
                 assert self._post is not None
                 self._post(self._beat)
             except RuntimeError:  # the loop is closed (trio: RunFinishedError)
                 break
-            self._wait_and_check_gil(period, posted, pending)
+            if held is not None and held[1] is not None:
+                pending.append((posted, held[1]))
+            held = self._wait_and_check_gil(period, posted)
             while self._answered < posted and self._state == "running":
                 frame = sys._current_frames().get(self._thread_id)  # pyright: ignore[reportPrivateUsage]
                 if frame is not None and self._answered < posted:
@@ -284,8 +288,8 @@ class Monitor:
             self._sleeper.release()  # stopped: every later sleep returns at once
 
     def _wait_and_check_gil(
-        self, period: float, posted: float, pending: list[tuple[float, Sample]]
-    ) -> None:
+        self, period: float, posted: float
+    ) -> tuple[float, Sample | None] | None:
         """Sleep ``period``; notice a stall that kept this thread from the GIL.
 
         C code that holds the GIL (garbage collection, a big ``json.loads``)
@@ -299,24 +303,31 @@ class Monitor:
         CPU meanwhile makes unlikely.  On a machine so loaded that the loop
         thread gets less, such a stall goes unseen.)  The sample taken the
         moment the GIL comes back shows the line that held it.
+
+        Returns when the next request should have been made, and that
+        sample: the next request is dated then, so the late beat measures
+        the stall from its start, as one stall however long it lasts after
+        the GIL came back.
         """
         start = time.monotonic()
         cpu_start = time.clock_gettime(self._cpu_clock)
         self._sleep(period)
         late = time.monotonic() - start - period
-        if late < self.threshold or self._answered < posted or self._state != "running":
-            return  # on time, or the late beat measures this stall
+        answered = self._answered
+        if late < self.threshold or answered < posted or self._state != "running":
+            return None  # on time, or the late beat measures this stall
+        if answered - posted >= self.threshold:
+            return None  # the request was answered late: the beat measured it
         if time.clock_gettime(self._cpu_clock) - cpu_start < 0.5 * late:
-            return  # the loop thread was not running: not its stall
+            return None  # the loop thread was not running: not its stall
         if self._gc_start >= start:
             # a collection (perhaps still in its callbacks: this thread can
             # get the GIL there): _check_gc records it once it is done
-            return
+            return None
         frame = sys._current_frames().get(self._thread_id)  # pyright: ignore[reportPrivateUsage]
-        samples = [] if frame is None else [capture(frame)]
+        sample = None if frame is None else capture(frame)
         del frame
-        self._finish(pending)
-        self._record(late, start + period, start + period + late, samples)
+        return start + period, sample
 
     def _finish(self, pending: list[tuple[float, Sample]]) -> None:
         """Record the stalls whose late beat has come, with their samples."""
