@@ -85,11 +85,28 @@ class ThreadIterator(AsyncResource, Generic[T]):
         self._waiter: Waiter | None = None
         self._sink: Sink | None = None
 
+    def _ahead_locked(self) -> int:
+        """Items produced and not yet handed out (the consumer only takes
+        from ``_ready`` without the lock, so this never under-counts)."""
+        return len(self._incoming) + len(self._ready)
+
     def _start_locked(self) -> bool:
-        if self._pumping or self._done or self._closed:
+        if self._pumping or self._done or self._closed or self._ahead_locked() >= self._max:
             return False
         self._pumping = True
         return True
+
+    def start_failed(self, exc: BaseException) -> None:
+        """No thread could be started for the pump: the iteration fails with ``exc``."""
+        with self._lock:
+            self._pumping = False
+            self._done = True
+            if self._error is None:
+                self._error = exc
+            waiter, sink = self._waiter, self._sink
+            self._waiter = None
+        if waiter is not None and sink is not None:
+            sink.push(waiter.wake)
 
     def _pump(self) -> None:
         run, it, lock, limit = self._ctx.run, self._it, self._lock, self._max
@@ -111,7 +128,7 @@ class ThreadIterator(AsyncResource, Generic[T]):
                     self._done = True
                 elif not self._closed:
                     self._incoming.append(item)  # type: ignore[arg-type]
-                stop = done or self._closed or len(self._incoming) >= limit
+                stop = done or self._closed or self._ahead_locked() >= limit
                 if stop:
                     self._pumping = False
                 waiter, sink = self._waiter, self._sink

@@ -42,7 +42,16 @@ import sniffio
 
 from ._backends import Waiter, current_backend
 from ._limiter import CapacityLimiter, Runnable
-from ._pool import POOL, Sink, current_loop, current_sink, finishing, local, report
+from ._pool import (
+    POOL,
+    Sink,
+    current_loop,
+    current_sink,
+    finishing,
+    local,
+    report,
+    reset_after_fork,
+)
 
 __all__ = ["Job", "Pinned", "offload", "run_sync"]
 
@@ -172,6 +181,15 @@ class Job:
         """Limiter side: the token is ours; the releaser runs us."""
         return self
 
+    def start_failed(self, exc: BaseException) -> None:
+        """No thread could be started to run us: fail the call, free the token."""
+        self.exc = exc
+        limiter = self.limiter
+        after = None if limiter is None else limiter.release_next()
+        self.sink.push(self.deliver)
+        if after is not None:
+            POOL.submit(after.run)  # the call our token went to
+
     # -- loop side --------------------------------------------------------
 
     def deliver(self) -> None:
@@ -297,6 +315,13 @@ class Pinned:
         self.queue: deque[Job] = deque()
         self.thread: threading.Thread | None = None
         self.stopping = False
+        reset_after_fork(self)
+
+    def reset_after_fork(self) -> None:
+        """In a forked child: the thread and the parent's queued calls are gone."""
+        self.cond = threading.Condition(threading.Lock())
+        self.queue = deque()
+        self.thread = None
 
     def submit(self, job: Job) -> None:
         job.pinned = self
@@ -304,13 +329,21 @@ class Pinned:
             if self.stopping:
                 raise RuntimeError(f"the dedicated thread of {self.name} was closed")
             self.queue.append(job)
-            if self.thread is None:
-                self.thread = threading.Thread(
-                    target=self._main, name=f"adapt pinned {self.name}", daemon=True
-                )
-                self.thread.start()
-            else:
+            if self.thread is not None:
                 self.cond.notify()
+                return
+            thread = threading.Thread(
+                target=self._main, name=f"adapt-pinned {self.name}", daemon=True
+            )
+            try:
+                thread.start()
+            except RuntimeError as exc:  # "can't start new thread"
+                self.queue.remove(job)
+                raise RuntimeError(
+                    f"adapt could not start the dedicated thread of {self.name} ({exc}): "
+                    "the process is at its thread or memory limit; the call did not run"
+                ) from exc
+            self.thread = thread
 
     def retract(self, job: Job) -> bool:
         with self.cond:

@@ -260,26 +260,31 @@ class _Waiter:
         except asyncio.CancelledError as exc:
             if self.outcome is None and (abort is None or abort()):
                 raise
-            reason = exc.args[0] if exc.args else None
+            cancelled = exc
         else:
             return self._deliver()
-        # The canceller could not stop the work: wait for its outcome, deliver
-        # it, and re-deliver the cancellation at the task's next await.  An
-        # anyio cancel scope re-delivers by itself at every await inside the
-        # scope (and not after the task left it), so it is left to do that;
-        # a one-shot ``task.cancel()`` is repeated here, with its message.
-        task = asyncio.current_task()
-        assert task is not None
+        # The canceller could not stop the work (or its outcome arrived in
+        # the same loop iteration): wait for the outcome, then raise the
+        # cancellation here, inside the scope that asked for it.  Returning
+        # the value and re-cancelling the task later (uncancel + cancel)
+        # would escape ``asyncio.timeout()``: the CancelledError would hit an
+        # unrelated await after the scope.  An anyio cancel scope is the
+        # exception: it re-delivers by itself at every await inside the scope,
+        # so the value is returned as on trio.
         while self.outcome is None:
             fut = self.fut = asyncio.get_running_loop().create_future()
             try:
-                await asyncio.shield(fut)
+                await fut
             except asyncio.CancelledError as exc:
-                reason = exc.args[0] if exc.args else reason
-        if not (isinstance(reason, str) and reason.startswith(_ANYIO_SCOPE)):
-            task.uncancel()
-            task.cancel(reason)
-        return self._deliver()
+                cancelled = exc
+        reason = cancelled.args[0] if cancelled.args else None
+        if isinstance(reason, str) and reason.startswith(_ANYIO_SCOPE):
+            return self._deliver()
+        error = self.outcome[1]
+        self.outcome = (None, None)  # no cycle through the frames that raised it
+        if error is not None:
+            cancelled.__context__ = error  # what the work raised is not hidden
+        raise cancelled
 
     def wake(self, value: object = None, exc: BaseException | None = None) -> None:
         if self.outcome is not None:
