@@ -10,9 +10,11 @@ worker runs the function, pushes the outcome into the sink (one loop
 wake-up per batch of results) and frees the token.
 
 * **Cancellation** (default): once a job runs it cannot be stopped, so the
-  task keeps waiting, receives the outcome, and the cancellation is
-  re-delivered at its next checkpoint (``Waiter.wait(abort)`` with an abort
-  that says no).  Nothing the call did is lost.  With
+  task keeps waiting until it ends (``Waiter.wait(abort)`` with an abort
+  that says no).  On trio (and inside anyio cancel scopes) the task then
+  receives the outcome and the scope cancels it at its next checkpoint; on
+  asyncio the await raises the CancelledError then, inside the scope that
+  asked for it, and the outcome is dropped.  With
   ``abandon_on_cancel=True`` the task returns at once and the outcome is
   dropped when it arrives.  A job still queued (on a limiter, or behind
   another call on a pinned thread) is taken back: it never runs.
@@ -273,9 +275,12 @@ async def run_sync(
     ``limiter``: the :class:`CapacityLimiter` to take a token from (default
     ``CapacityLimiter.default()``, 40 tokens).
 
-    Cancellation: by default a call that started runs to its end; the task
+    Cancellation: by default a call that started runs to its end and the
+    task waits for it.  On trio (and in anyio cancel scopes) the task then
     receives its result (or exception) and is cancelled at its next
-    checkpoint, so nothing the call did is lost.  With
+    checkpoint in the scope; on asyncio the await raises ``CancelledError``
+    when the call has ended (``asyncio.timeout`` turns it into
+    ``TimeoutError``) and the result is discarded.  With
     ``abandon_on_cancel=True`` the task returns at once and the outcome is
     discarded when the call ends.  A call still waiting for a token is
     always cancelled at once.
