@@ -221,3 +221,57 @@ async def test_worker_threads_have_distinct_names(backend: str) -> None:
     assert len(set(names)) == 3
     assert all(re.fullmatch(r"adapt-worker-\d+", n) for n in names), names
 
+
+
+# -- Portal racing the end of the loop ---------------------------------------------
+
+_PORTAL_RACE = """
+import asyncio, concurrent.futures, json, threading, time
+import adapt
+
+async def one():
+    return 1
+
+def calls_until_the_end(portal, out, ready, once):
+    ready.wait()
+    while True:  # keep calling while the loop shuts down (or call once, at its end)
+        try:
+            out.append(portal.call(one))
+        except concurrent.futures.CancelledError:
+            out.append("cancelled")
+            return
+        except RuntimeError:  # the loop had ended before the call
+            out.append("ended")
+            return
+        if once:
+            return
+
+blocked = 0
+outcomes = set()
+for i in range(400):
+    out, ready, box = [], threading.Event(), []
+    async def main():
+        box.append(adapt.Portal())
+        ready.set()
+        await anyio.sleep(0)
+
+    t = threading.Thread(
+        target=lambda: (ready.wait(), calls_until_the_end(box[0], out, ready, i % 2))
+    )
+    t.start()
+    run(main)
+    t.join(2)  # the loop has ended: a thread still in call() is blocked for good
+    if t.is_alive():
+        blocked += 1
+    outcomes.update(map(str, out))
+print(json.dumps({"blocked": blocked, "outcomes": sorted(outcomes)}))
+import os
+os._exit(0)  # do not wait for a blocked thread
+"""
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_portal_call_racing_the_end_of_the_loop_never_blocks(loop: str) -> None:
+    out = _run_child(_PORTAL_RACE, loop, timeout=120)
+    assert out["blocked"] == 0
+    assert set(out["outcomes"]) <= {"1", "cancelled", "ended"}
