@@ -159,7 +159,9 @@ class Writer(Stream, AsyncResource, Generic[AnyStr]):
                 self._error = exc
             self._chunks, self._size = [], 0
             self._done = self._want  # nothing more will be written
-            wakes = [functools.partial(sink.push, waiter.wake) for _, sink, waiter in self._flushers]
+            wakes: list[Callable[[], None]] = [
+                functools.partial(sink.push, waiter.wake) for _, sink, waiter in self._flushers
+            ]
             self._flushers = []
             wake = self._detach_locked()
         if wake is not None:

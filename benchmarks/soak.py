@@ -267,12 +267,16 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--loop", choices=("asyncio", "uvloop", "trio"), default="asyncio")
     parser.add_argument("--seconds", type=float, default=60.0, help="run rounds this long")
-    parser.add_argument("--scale", type=float, default=1.0, help="work per round (1.0: 5000 "
-                        "cycles, 3000 connections, 2000 calls)")
+    parser.add_argument(
+        "--scale",
+        type=float,
+        default=1.0,
+        help="work per round (1.0: 5000 cycles, 3000 connections, 2000 calls)",
+    )
     parser.add_argument("--warmup", type=int, default=2, help="rounds before sampling")
     parser.add_argument("--debug", action="store_true", help="asyncio debug mode")
     args = parser.parse_args()
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # two fds per connection
     tracemalloc.start()
     totals = Totals()

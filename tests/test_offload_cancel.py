@@ -120,7 +120,8 @@ async def _collide(wait: Callable[[], Awaitable[object]], deliver: Callable[[], 
     """Await ``wait()`` in an ``asyncio.timeout`` that expires in the loop
     iteration in which ``deliver()`` hands the wait its outcome."""
     loop = asyncio.get_running_loop()
-    with pytest.raises(TimeoutError):
+
+    async def scoped() -> None:
         async with asyncio.timeout(None) as scope:
 
             def both() -> None:
@@ -129,7 +130,17 @@ async def _collide(wait: Callable[[], Awaitable[object]], deliver: Callable[[], 
 
             loop.call_soon(both)
             await wait()
+
+    with pytest.raises(TimeoutError):
+        await scoped()
     await _nothing_strikes_later()
+
+
+async def _expiring(wait: Callable[[], Awaitable[object]], box: list[Any]) -> None:
+    """Await ``wait()`` in an ``asyncio.timeout`` put in ``box`` for others to expire."""
+    async with asyncio.timeout(None) as scope:
+        box.append(scope)
+        await wait()
 
 
 async def test_oneshot_value_and_timeout_together(backend: str) -> None:
@@ -166,9 +177,7 @@ async def test_run_sync_result_and_timeout_together(backend: str) -> None:
         return 1
 
     with pytest.raises(TimeoutError):
-        async with asyncio.timeout(None) as scope:
-            box.append(scope)
-            await run_sync(expire_then_return)
+        await _expiring(lambda: run_sync(expire_then_return), box)
     await _nothing_strikes_later()
 
 
@@ -195,8 +204,6 @@ async def test_reader_data_and_timeout_together(backend: str) -> None:
 
     async with reader(_ExpiringFile(b"abc", expire)) as r:
         with pytest.raises(TimeoutError):
-            async with asyncio.timeout(None) as scope:
-                box.append(scope)
-                await r.read(3)
+            await _expiring(lambda: r.read(3), box)
         await _nothing_strikes_later()
         assert await r.read(3) == b"abc"  # the data stayed buffered

@@ -138,7 +138,8 @@ def test_thread_start_failure_fails_the_call_and_the_pool_recovers(loop: str) ->
     out = _run_child(_NO_THREADS, loop)
     for what in ("run_sync", "iterate", "pinned"):
         message = str(out[what])
-        assert "could not start" in message and "did not run" in message, (what, message)
+        assert "could not start" in message, (what, message)
+        assert "did not run" in message, (what, message)
     assert out["borrowed"] == 0  # the failed call's token was returned
     assert out["after"] == 3
     assert out["after_iterate"] == [0, 1, 2]
@@ -220,7 +221,6 @@ async def test_worker_threads_have_distinct_names(backend: str) -> None:
             tg.start_soon(one)
     assert len(set(names)) == 3
     assert all(re.fullmatch(r"adapt-worker-\d+", n) for n in names), names
-
 
 
 # -- Portal racing the end of the loop ---------------------------------------------
