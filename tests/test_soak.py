@@ -21,7 +21,18 @@ SOAK = Path(__file__).resolve().parent.parent / "benchmarks" / "soak.py"
 @pytest.mark.parametrize("loop", ["asyncio", "uvloop", "trio"])
 def test_soak_is_flat(loop: str) -> None:
     proc = subprocess.run(
-        [sys.executable, str(SOAK), "--loop", loop, "--seconds", "0", "--scale", "0.1"],
+        [
+            sys.executable,
+            str(SOAK),
+            "--loop",
+            loop,
+            "--seconds",
+            "0",
+            "--scale",
+            "0.05",
+            "--warmup",
+            "1",
+        ],
         capture_output=True,
         text=True,
         timeout=110,
