@@ -65,6 +65,7 @@ class ThreadIterator(AsyncResource, Generic[T]):
         "_max",
         "_pumping",
         "_ready",
+        "_refill",
         "_sink",
         "_waiter",
     )
@@ -75,6 +76,7 @@ class ThreadIterator(AsyncResource, Generic[T]):
         # the worker runs no async library, whatever the caller's context says
         self._ctx.run(sniffio.current_async_library_cvar.set, None)
         self._max = buffer_size
+        self._refill = buffer_size // 2
         self._lock = Lock()
         self._incoming: deque[T] = deque()  # the pump appends (locked)
         self._ready: deque[T] = deque()  # the consumer's batch in hand (unlocked)
@@ -154,7 +156,10 @@ class ThreadIterator(AsyncResource, Generic[T]):
     async def __anext__(self) -> T:
         ready = self._ready
         if ready:
-            return ready.popleft()
+            item = ready.popleft()
+            if len(ready) == self._refill and not self._pumping:
+                self._restart()  # half the batch in hand is left: produce more meanwhile
+            return item
         if self._closed:
             raise StopAsyncIteration
         while True:
@@ -183,6 +188,12 @@ class ThreadIterator(AsyncResource, Generic[T]):
             await self._park(waiter)
             if self._closed:
                 raise StopAsyncIteration
+
+    def _restart(self) -> None:
+        with self._lock:
+            start = self._start_locked()
+        if start:
+            POOL.submit(self._pump)
 
     async def _park(self, waiter: Waiter) -> None:
         def abort() -> bool:
