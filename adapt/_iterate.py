@@ -130,7 +130,9 @@ class ThreadIterator(AsyncResource, Generic[T]):
                     self._done = True
                 elif not self._closed:
                     self._incoming.append(item)  # type: ignore[arg-type]
-                stop = done or self._closed or self._ahead_locked() >= limit
+                # _ahead_locked(), inlined: a call per item costs ~8% of the
+                # item rate of iterate(range(n)) (measured)
+                stop = done or self._closed or len(self._incoming) + len(self._ready) >= limit
                 if stop:
                     self._pumping = False
                 waiter, sink = self._waiter, self._sink
