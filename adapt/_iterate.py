@@ -45,10 +45,7 @@ __all__ = ["ThreadIterator", "iterate"]
 
 T = TypeVar("T")
 
-#: the read-ahead bound holds produced items in hand and queued alike; 2048
-#: keeps batches of 1024 between pump restarts (what 1024 gave when only the
-#: queued items counted)
-DEFAULT_ITEMS = 2048
+DEFAULT_ITEMS = 1024
 
 
 class ThreadIterator(AsyncResource, Generic[T]):
