@@ -226,14 +226,33 @@ async def test_worker_threads_have_distinct_names(backend: str) -> None:
 # -- Portal racing the end of the loop ---------------------------------------------
 
 _PORTAL_RACE = """
-import asyncio, concurrent.futures, json, threading, time
+import asyncio, concurrent.futures, gc, json, threading, time, weakref
 import adapt
 
 async def one():
     return 1
 
-def calls_until_the_end(portal, out, ready, once):
+started = [0]
+delivered = []
+
+def starts_until_the_end(portal):
+    for _ in range(200):  # callbacks: each start must deliver once, even at the very end
+        n = started[0]
+        try:
+            portal.start(
+                one,
+                then=lambda v, n=n: delivered.append(n),
+                on_error=lambda e, n=n: delivered.append(n),
+            )
+        except RuntimeError:
+            return
+        started[0] += 1
+        time.sleep(0.0001)
+
+def calls_until_the_end(portal, out, ready, mode):
     ready.wait()
+    if mode == 2:
+        return starts_until_the_end(portal)
     while True:  # keep calling while the loop shuts down (or call once, at its end)
         try:
             out.append(portal.call(one))
@@ -243,20 +262,23 @@ def calls_until_the_end(portal, out, ready, once):
         except RuntimeError:  # the loop had ended before the call
             out.append("ended")
             return
-        if once:
+        if mode:
             return
 
 blocked = 0
 outcomes = set()
-for i in range(400):
+loops = []
+for i in range(450):
     out, ready, box = [], threading.Event(), []
     async def main():
         box.append(adapt.Portal())
+        if BACKEND != "trio":
+            loops.append(weakref.ref(asyncio.get_running_loop()))
         ready.set()
-        await anyio.sleep(0)
+        await anyio.sleep(0.001 if i % 3 == 2 else 0)
 
     t = threading.Thread(
-        target=lambda: (ready.wait(), calls_until_the_end(box[0], out, ready, i % 2))
+        target=lambda: (ready.wait(), calls_until_the_end(box[0], out, ready, i % 3))
     )
     t.start()
     run(main)
@@ -264,14 +286,25 @@ for i in range(400):
     if t.is_alive():
         blocked += 1
     outcomes.update(map(str, out))
-print(json.dumps({"blocked": blocked, "outcomes": sorted(outcomes)}))
+box.clear()
+gc.collect()
+print(json.dumps({
+    "blocked": blocked,
+    "outcomes": sorted(outcomes),
+    "started": started[0],
+    "delivered_once": sorted(delivered) == list(range(started[0])),
+    "loops_alive": sum(ref() is not None for ref in loops),
+}))
 import os
 os._exit(0)  # do not wait for a blocked thread
 """
 
 
 @pytest.mark.parametrize("loop", LOOPS)
-def test_portal_call_racing_the_end_of_the_loop_never_blocks(loop: str) -> None:
+def test_portal_racing_the_end_of_the_loop(loop: str) -> None:
     out = _run_child(_PORTAL_RACE, loop, timeout=120)
-    assert out["blocked"] == 0
+    assert out["blocked"] == 0  # no thread left in Portal.call
     assert set(out["outcomes"]) <= {"1", "cancelled", "ended"}
+    assert out["started"]
+    assert out["delivered_once"]  # every start() called back exactly once
+    assert out["loops_alive"] == 0  # no closed loop kept alive

@@ -328,8 +328,9 @@ class AsyncioBackend:
     def spawn(self, fn: Callable[[], Coroutine[Any, Any, object]]) -> Callable[[], None]:
         loop = asyncio.get_running_loop()
         task = loop.create_task(fn())
-        _background.add(task)  # the loop keeps only a weak reference
-        task.add_done_callback(_background.discard)
+        background = _background(loop)  # the loop keeps only a weak reference
+        background.add(task)
+        task.add_done_callback(background.discard)
 
         def cancel() -> None:
             # queued behind the task's first step, so that fn always starts
@@ -338,7 +339,22 @@ class AsyncioBackend:
         return cancel
 
 
-#: tasks started by ``spawn``, kept alive until they finish
-_background: set[asyncio.Task[object]] = set()
+def _background(loop: AbstractEventLoop) -> set[asyncio.Task[object]]:
+    """Tasks started by ``spawn`` on ``loop``, kept alive until they finish.
+
+    The set hangs on the loop object itself, not on this module: a task
+    spawned in the loop's last iteration (``asyncio.run`` shutting down)
+    never runs, and must be dropped with the loop -- so that its coroutine
+    is closed and whoever waits for it learns it -- instead of keeping the
+    closed loop alive forever.
+    """
+    tasks: set[asyncio.Task[object]] | None = getattr(loop, _BACKGROUND, None)
+    if tasks is None:
+        tasks = set()
+        setattr(loop, _BACKGROUND, tasks)
+    return tasks
+
+
+_BACKGROUND = "_adapt_background_tasks"
 
 BACKEND = AsyncioBackend()
