@@ -207,3 +207,28 @@ async def test_reader_data_and_timeout_together(backend: str) -> None:
             await _expiring(lambda: r.read(3), box)
         await _nothing_strikes_later()
         assert await r.read(3) == b"abc"  # the data stayed buffered
+
+
+async def test_task_cancel_is_not_taken_for_an_anyio_scope_cancel(backend: str) -> None:
+    import anyio
+
+    started = threading.Event()
+
+    def slow() -> int:
+        started.set()
+        time.sleep(0.2)
+        return 1
+
+    after: list[str] = []
+
+    async def body() -> None:
+        with anyio.move_on_after(0.1):  # expires while the call runs, after the cancel
+            await run_sync(slow)
+        after.append("went on")  # pragma: no cover - the task was cancelled
+
+    task = asyncio.ensure_future(body())
+    await run_sync(started.wait, 5)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert after == []

@@ -240,6 +240,12 @@ class _Token:
 _ANYIO_SCOPE = "Cancelled via cancel scope "
 
 
+def _by_anyio(exc: asyncio.CancelledError) -> bool:
+    """Whether an anyio cancel scope delivered ``exc`` (it re-delivers by itself)."""
+    reason = exc.args[0] if exc.args else None
+    return isinstance(reason, str) and reason.startswith(_ANYIO_SCOPE)
+
+
 class _Waiter:
     __slots__ = ("fut", "outcome")
 
@@ -260,7 +266,7 @@ class _Waiter:
         except asyncio.CancelledError as exc:
             if self.outcome is None and (abort is None or abort()):
                 raise
-            cancelled = exc
+            cancelled: asyncio.CancelledError | None = None if _by_anyio(exc) else exc
         else:
             return self._deliver()
         # The canceller could not stop the work (or its outcome arrived in
@@ -276,9 +282,9 @@ class _Waiter:
             try:
                 await fut
             except asyncio.CancelledError as exc:
-                cancelled = exc
-        reason = cancelled.args[0] if cancelled.args else None
-        if isinstance(reason, str) and reason.startswith(_ANYIO_SCOPE):
+                if not _by_anyio(exc):
+                    cancelled = exc
+        if cancelled is None:
             return self._deliver()
         error = self.outcome[1]
         self.outcome = (None, None)  # no cycle through the frames that raised it
