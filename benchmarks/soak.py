@@ -59,6 +59,8 @@ class Totals:
     bridged: int = 0
     most_concurrent: int = 0
     samples: list[tuple[int, int, int, int]] = field(default_factory=list)
+    #: tracemalloc snapshots at the first and the latest sample (``--top``)
+    snapshots: list[tracemalloc.Snapshot] = field(default_factory=list)
 
 
 # -- the work -------------------------------------------------------------------------
@@ -228,7 +230,9 @@ async def _sample(base_threads: int) -> tuple[int, int, int, int]:
     return (_rss(), tracemalloc.get_traced_memory()[0], _fds(), threading.active_count())
 
 
-async def soak(seconds: float, scale: float, warmup: int, min_rounds: int, totals: Totals) -> None:
+async def soak(
+    seconds: float, scale: float, warmup: int, min_rounds: int, totals: Totals, top: int
+) -> None:
     cycles = max(3, int(10000 * scale))
     conns = max(2, int(3000 * scale))
     base_threads = threading.active_count()
@@ -246,6 +250,9 @@ async def soak(seconds: float, scale: float, warmup: int, min_rounds: int, total
             round_no += 1
             if round_no > warmup:
                 totals.samples.append(await _sample(base_threads))
+                if top:
+                    totals.snapshots[1:] = []
+                    totals.snapshots.append(tracemalloc.take_snapshot())
                 rss, traced, fds, threads = totals.samples[-1]
                 print(
                     f"round {round_no}: {time.monotonic() - started:5.1f} s  "
@@ -286,13 +293,18 @@ def main() -> int:
     )
     parser.add_argument("--warmup", type=int, default=2, help="rounds before sampling")
     parser.add_argument("--debug", action="store_true", help="asyncio debug mode")
+    parser.add_argument(
+        "--top", type=int, default=0, help="print the N source lines whose traced memory grew most"
+    )
     args = parser.parse_args()
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # two fds per connection
     tracemalloc.start()
     totals = Totals()
     started = time.monotonic()
-    run = lambda: soak(args.seconds, args.scale, args.warmup, args.warmup + 3, totals)  # noqa: E731
+    run = lambda: soak(  # noqa: E731
+        args.seconds, args.scale, args.warmup, args.warmup + 3, totals, args.top
+    )
     if args.loop == "trio":
         anyio.run(run, backend="trio")
     else:
@@ -312,6 +324,9 @@ def main() -> int:
         f"traced {first[1] / 2**10:.0f} -> {last[1] / 2**10:.0f} KiB, "
         f"fds {first[2]} -> {last[2]}, threads {first[3]} -> {last[3]}"
     )
+    if len(totals.snapshots) == 2:
+        for stat in totals.snapshots[1].compare_to(totals.snapshots[0], "lineno")[: args.top]:
+            print(f"  {stat}")
     problems = verdict(totals)
     print("FLAT" if not problems else "NOT FLAT: " + "; ".join(problems))
     return 1 if problems else 0
