@@ -6,4 +6,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/_venv.sh
 use_venv .venv example
-"$PY" examples/inotify/watch.py --demo "$@"
+"$PY" examples/inotify/watch.py "$@"  # no arguments: the demo
