@@ -240,6 +240,12 @@ class _Token:
 _ANYIO_SCOPE = "Cancelled via cancel scope "
 
 
+def _by_anyio(exc: asyncio.CancelledError) -> bool:
+    """Whether an anyio cancel scope delivered ``exc`` (it re-delivers by itself)."""
+    reason = exc.args[0] if exc.args else None
+    return isinstance(reason, str) and reason.startswith(_ANYIO_SCOPE)
+
+
 class _Waiter:
     __slots__ = ("fut", "outcome")
 
@@ -260,26 +266,31 @@ class _Waiter:
         except asyncio.CancelledError as exc:
             if self.outcome is None and (abort is None or abort()):
                 raise
-            reason = exc.args[0] if exc.args else None
+            cancelled: asyncio.CancelledError | None = None if _by_anyio(exc) else exc
         else:
             return self._deliver()
-        # The canceller could not stop the work: wait for its outcome, deliver
-        # it, and re-deliver the cancellation at the task's next await.  An
-        # anyio cancel scope re-delivers by itself at every await inside the
-        # scope (and not after the task left it), so it is left to do that;
-        # a one-shot ``task.cancel()`` is repeated here, with its message.
-        task = asyncio.current_task()
-        assert task is not None
+        # The canceller could not stop the work (or its outcome arrived in
+        # the same loop iteration): wait for the outcome, then raise the
+        # cancellation here, inside the scope that asked for it.  Returning
+        # the value and re-cancelling the task later (uncancel + cancel)
+        # would escape ``asyncio.timeout()``: the CancelledError would hit an
+        # unrelated await after the scope.  An anyio cancel scope is the
+        # exception: it re-delivers by itself at every await inside the scope,
+        # so the value is returned as on trio.
         while self.outcome is None:
             fut = self.fut = asyncio.get_running_loop().create_future()
             try:
-                await asyncio.shield(fut)
+                await fut
             except asyncio.CancelledError as exc:
-                reason = exc.args[0] if exc.args else reason
-        if not (isinstance(reason, str) and reason.startswith(_ANYIO_SCOPE)):
-            task.uncancel()
-            task.cancel(reason)
-        return self._deliver()
+                if not _by_anyio(exc):
+                    cancelled = exc
+        if cancelled is None:
+            return self._deliver()
+        error = self.outcome[1]
+        self.outcome = (None, None)  # no cycle through the frames that raised it
+        if error is not None:
+            cancelled.__context__ = error  # what the work raised is not hidden
+        raise cancelled
 
     def wake(self, value: object = None, exc: BaseException | None = None) -> None:
         if self.outcome is not None:
@@ -323,8 +334,9 @@ class AsyncioBackend:
     def spawn(self, fn: Callable[[], Coroutine[Any, Any, object]]) -> Callable[[], None]:
         loop = asyncio.get_running_loop()
         task = loop.create_task(fn())
-        _background.add(task)  # the loop keeps only a weak reference
-        task.add_done_callback(_background.discard)
+        background = _background(loop)  # the loop keeps only a weak reference
+        background.add(task)
+        task.add_done_callback(background.discard)
 
         def cancel() -> None:
             # queued behind the task's first step, so that fn always starts
@@ -333,7 +345,22 @@ class AsyncioBackend:
         return cancel
 
 
-#: tasks started by ``spawn``, kept alive until they finish
-_background: set[asyncio.Task[object]] = set()
+def _background(loop: AbstractEventLoop) -> set[asyncio.Task[object]]:
+    """Tasks started by ``spawn`` on ``loop``, kept alive until they finish.
+
+    The set hangs on the loop object itself, not on this module: a task
+    spawned in the loop's last iteration (``asyncio.run`` shutting down)
+    never runs, and must be dropped with the loop -- so that its coroutine
+    is closed and whoever waits for it learns it -- instead of keeping the
+    closed loop alive forever.
+    """
+    tasks: set[asyncio.Task[object]] | None = getattr(loop, _BACKGROUND, None)
+    if tasks is None:
+        tasks = set()
+        setattr(loop, _BACKGROUND, tasks)
+    return tasks
+
+
+_BACKGROUND = "_adapt_background_tasks"
 
 BACKEND = AsyncioBackend()

@@ -112,8 +112,13 @@ class Waiter(Protocol):
 
         On cancellation ``abort()`` is called: if it returns True (or abort is
         None) the cancellation proceeds; if False the task keeps waiting for
-        :meth:`wake`, receives the value, and the cancellation is delivered at
-        its next checkpoint instead, so nothing already done is lost.
+        :meth:`wake`.  Then, on trio (level-triggered cancellation), it
+        receives the value and its scope cancels it at its next checkpoint;
+        on asyncio the cancellation is raised here once the value arrived
+        (never re-delivered later, which would escape ``asyncio.timeout()``).
+        A value and a cancellation that arrive in one loop iteration raise the
+        cancellation without calling ``abort()``: a caller whose wake-up
+        transferred something (a limiter token) takes it back on the exception.
         """
         ...
 
