@@ -371,4 +371,3 @@ def test_a_sample_of_an_idle_loop_blames_no_line(backend: str) -> None:
     stall = adapt.Monitor()._stall_from([sample], 0.1)
     assert stall.kind == "idle", stall
     assert stall.suggestion.tool == "none"
-
