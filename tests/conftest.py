@@ -5,9 +5,14 @@
   the backend's fast path off, so the public-API fallback stays tested.
 * Each run has a timeout inside the loop (``fail_after``), besides
   pytest-timeout's per-test limit outside it.
+* The reliability matrix (``MATRIX_MODULES``) also runs on
+  ``asyncio-debug``: asyncio's debug mode, where a callback or task step that
+  blocks the loop for more than 50 ms fails the test (the loop-stall guard).
 * ``_no_leaks`` (autouse) fails a test that leaks fds, threads, loop
   registrations or warnings (warnings are errors in pyproject's config;
   ``gc.collect()`` makes ResourceWarnings of dropped objects surface here).
+  Loop registrations are checked in adapt's reactor, in the loop's own map
+  and in the kernel's epoll interest list (``/proc/self/fdinfo``).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import asyncio
 import functools
 import gc
 import inspect
+import logging
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -25,7 +31,17 @@ import anyio
 import pytest
 
 BACKENDS = ("asyncio", "uvloop", "trio")
-CORE_MODULES = {"test_async_core", "test_async_lifecycle", "test_async_io", "test_async_property"}
+CORE_MODULES = {
+    "test_async_core",
+    "test_async_lifecycle",
+    "test_async_io",
+    "test_async_property",
+    "test_reliability",
+    "test_matrix",
+}
+MATRIX_MODULES = {"test_matrix"}
+#: the longest a loop callback may run in asyncio-debug (the stall guard)
+STALL_LIMIT = 0.05
 ASYNC_TIMEOUT = 30.0
 
 
@@ -48,8 +64,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         return
     marker = metafunc.definition.get_closest_marker("backends")
     names = tuple(marker.args if marker else BACKENDS)
-    if "trio" in names and metafunc.module.__name__.rpartition(".")[2] in CORE_MODULES:
+    module = metafunc.module.__name__.rpartition(".")[2]
+    if "trio" in names and module in CORE_MODULES:
         names += ("trio-public",)
+    if "asyncio" in names and module in MATRIX_MODULES:
+        names += ("asyncio-debug",)
     metafunc.parametrize("backend", names, ids=names)
 
 
@@ -87,27 +106,64 @@ def _trio_io() -> tuple[int, int]:
     return (stats.tasks_waiting_read, stats.tasks_waiting_write)
 
 
-async def _registrations_left(trio_baseline: tuple[int, int] | None) -> list[str]:
+def epoll_interest(epfd: int) -> set[int]:
+    """The fds in the kernel's interest list of the epoll instance ``epfd``."""
+    with open(f"/proc/self/fdinfo/{epfd}") as f:
+        return {int(line.split()[1]) for line in f if line.startswith("tfd:")}
+
+
+def loop_epoll_fd() -> int | None:
+    """The epoll fd of the running loop (asyncio selector, uvloop or trio)."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        from trio._core._run import GLOBAL_RUN_CONTEXT
+
+        epoll = getattr(GLOBAL_RUN_CONTEXT.runner.io_manager, "_epoll", None)
+        return None if epoll is None else int(epoll.fileno())
+    backend_id = getattr(loop, "_get_backend_id", None)
+    if backend_id is not None:
+        return int(backend_id())  # uvloop
+    selector = getattr(getattr(loop, "_selector", None), "_selector", None)
+    fileno = getattr(selector, "fileno", None)
+    return None if fileno is None else int(fileno())
+
+
+async def _registrations_left(
+    trio_baseline: tuple[int, int] | None, kernel_baseline: set[int]
+) -> list[str]:
     """Loop registrations still present at the end of a test, in the loop."""
     gc.collect()
     for _ in range(3):
         await anyio.sleep(0)  # let close callbacks scheduled by finalizers run
+    left = []
+    epfd = loop_epoll_fd()
+    if epfd is not None:
+        extra = epoll_interest(epfd) - kernel_baseline
+        if extra:
+            left.append(f"the kernel's epoll interest list still has fds {sorted(extra)}")
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:
+        from adapt._backends._trio import _REACTOR
+
+        try:
+            waits = _REACTOR.get().waits
+        except LookupError:
+            waits = {}
+        if waits:
+            left.append(f"adapt still has waits on fds {sorted(waits)}")
         now = _trio_io()
         assert trio_baseline is not None
         if now[0] > trio_baseline[0] or now[1] > trio_baseline[1]:
-            return [f"trio tasks waiting (read, write): {now}, at start {trio_baseline}"]
-        return []
+            left.append(f"trio tasks waiting (read, write): {now}, at start {trio_baseline}")
+        return left
     from adapt._backends._asyncio import _reactors
 
-    left = []
     reactor = _reactors.get(loop)
     if reactor is not None:
-        for fd, watch in reactor.watches.items():
-            if watch.reg_r or watch.reg_w or watch.readers or watch.writers:
-                left.append(f"adapt watch on fd {fd} still registered")
+        for fd in (*reactor.readers, *reactor.writers):
+            left.append(f"adapt still waits on fd {fd}")
     selector = getattr(loop, "_selector", None)
     if selector is not None:
         own = {loop._ssock.fileno()}  # type: ignore[attr-defined]
@@ -117,15 +173,32 @@ async def _registrations_left(trio_baseline: tuple[int, int] | None) -> list[str
     return left
 
 
+class _StallGuard(logging.Handler):
+    """Collects asyncio debug mode's "Executing <handle> took N seconds"."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.stalls: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if message.startswith("Executing"):
+            self.stalls.append(message)
+
+
 def run_async(backend: str, fn: Callable[..., Any], **kwargs: Any) -> None:
     """Run ``fn(**kwargs)`` on ``backend`` with a timeout and a registration check."""
 
     async def main() -> None:
         await anyio.sleep(0)  # let the loop's own system tasks settle
         baseline = _trio_io() if backend.startswith("trio") else None
+        epfd = loop_epoll_fd()
+        kernel_baseline = epoll_interest(epfd) if epfd is not None else set()
+        if backend == "asyncio-debug":
+            asyncio.get_running_loop().slow_callback_duration = STALL_LIMIT
         with anyio.fail_after(ASYNC_TIMEOUT):
             await fn(**kwargs)
-        left = await _registrations_left(baseline)
+        left = await _registrations_left(baseline, kernel_baseline)
         assert not left, f"loop registrations leaked: {left}"
 
     if backend == "trio":
@@ -140,6 +213,15 @@ def run_async(backend: str, fn: Callable[..., Any], **kwargs: Any) -> None:
             _trio.FAST_PATH = True
     elif backend == "uvloop":
         anyio.run(main, backend="asyncio", backend_options={"use_uvloop": True})
+    elif backend == "asyncio-debug":
+        guard = _StallGuard()
+        logger = logging.getLogger("asyncio")
+        logger.addHandler(guard)
+        try:
+            anyio.run(main, backend="asyncio", backend_options={"debug": True})
+        finally:
+            logger.removeHandler(guard)
+        assert not guard.stalls, f"the loop stalled: {guard.stalls}"
     else:
         anyio.run(main, backend="asyncio", backend_options={"use_uvloop": False})
 
