@@ -74,6 +74,9 @@ _CR = TypeVar("_CR")
 
 ExcTypes = type[BaseException] | tuple[type[BaseException], ...]
 
+#: who has a wrapper's fd number at close (see ``Async._fd_owner``)
+_OURS, _FREE, _OTHER = object(), object(), object()
+
 #: ops in a row that may complete without waiting before the task yields
 #: once to the loop anyway, so a busy wrapper cannot starve the other tasks
 _BUDGET = 64
@@ -138,7 +141,7 @@ def _for_subclass(shim: type[Async[Any]], base: type, klass: type) -> type[Async
     namespace: dict[str, Any] = {"__slots__": ()}
     for name in changed:
         namespace[name] = _refusal(name, base, klass)
-    return type(shim)(shim.__name__, (shim,), namespace)
+    return cast(type[Async[Any]], type(shim.__name__, (shim,), namespace))
 
 
 def _same_call(override: object, shim_method: object) -> bool:
@@ -483,44 +486,56 @@ class Async(AsyncResource, Generic[T]):
     def _detach(self) -> bool:
         """Mark closed, wake waiters with ClosedResourceError, restore the mode.
 
-        Returns whether the object still owned its fd number (else nothing
-        but the mark was done).  Raises, changing nothing, when called from
-        a thread other than that of the running loop the wrapper is bound to.
+        Returns whether the object still owned its fd number; if not, the
+        mode is left alone, and waiters are woken only if the number is free
+        (a number now naming another file is not ours to touch).  Raises,
+        changing nothing, when called from a thread other than that of the
+        running loop the wrapper is bound to.
         """
         bound = self._reactor
         if bound is not None and bound.alive() and not bound.current():
-            raise RuntimeError(
-                "close this Async object from the thread of the event loop using it"
-            )
-        owned = self._owns_fd()
+            raise RuntimeError("close this Async object from the thread of the event loop using it")
+        owner = self._fd_owner()
         self._closed = True
         self._reactor = None
-        if not owned:
+        if owner is _OTHER:
             return False
         here = running_reactor()
         for reactor in (bound, here) if here is not bound else (bound,):
             if reactor is not None:
                 reactor.notify_closing(self._fd)
+        if owner is _FREE:
+            return False
         try:
             restore_mode(self._obj, self._fd, self._mode, self._timeout)
         except (OSError, ValueError):
             pass  # closed by another thread just now
         return True
 
-    def _owns_fd(self) -> bool:
-        """The object still has the fd it was wrapped with (not closed behind
-        our back, its number not reused by another file)."""
+    def _fd_owner(self) -> object:
+        """Who has the fd number now: this object (``_OURS``), nobody
+        (``_FREE``: closed behind our back) or another file (``_OTHER``)."""
         obj: Any = self._obj
+        closed = False
         if not isinstance(obj, int):
             try:
-                if obj.fileno() != self._fd:
-                    return False
+                closed = obj.fileno() != self._fd
             except (OSError, ValueError):
-                return False
+                closed = True
         try:
-            return fd_ident(self._fd) == self._ident
-        except (OSError, ValueError):
-            return False
+            ident = fd_ident(self._fd)
+        except OSError:
+            return _FREE
+        except ValueError:
+            return _OTHER  # a regular file or directory took the number
+        if not isinstance(obj, int):
+            # the object owns its number, whatever file it names by now
+            # (``dup2`` onto it); once closed, the number is another's
+            return _OTHER if closed else _OURS
+        # (an anonymous inode -- eventfd, pty master... -- looks the same
+        # whichever file it is: an int fd closed behind adapt's back and
+        # reused by the same kind is taken for ours)
+        return _OURS if ident == self._ident else _OTHER
 
     def into_inner(self) -> T:
         """Stop adapting: deregister, restore the blocking mode, return the object.

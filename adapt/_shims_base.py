@@ -223,9 +223,7 @@ class SocketBase(_SendAll[socket.socket]):
         """
         if address is None:
             return self._io(lambda s: s.sendto(data, flags_or_address), WRITE, self._obj, True)
-        return self._io(
-            lambda s: s.sendto(data, flags_or_address, address), WRITE, self._obj, True
-        )
+        return self._io(lambda s: s.sendto(data, flags_or_address, address), WRITE, self._obj, True)
 
 
 class SSLBase(_SendAll["ssl.SSLSocket"]):
@@ -266,6 +264,7 @@ class FileIOBase(Async[io.FileIO]):
     # bytes a cancelled read to end of file had read: the next read returns
     # them first (unset until then)
     __slots__ = ("_kept",)
+    _kept: bytes
 
     def _take_kept(self, size: int) -> bytes:
         try:

@@ -101,7 +101,9 @@ def open_socket() -> Opened:
 def open_pipe() -> Opened:
     r, w = os.pipe()
     os.set_blocking(r, False)
-    return Opened(r, lambda: os.write(w, b"x") and None, lambda: _read_quietly(r), lambda: os.close(w))
+    return Opened(
+        r, lambda: os.write(w, b"x") and None, lambda: _read_quietly(r), lambda: os.close(w)
+    )
 
 
 def open_pty() -> Opened:

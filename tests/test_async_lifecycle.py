@@ -327,7 +327,7 @@ async def test_cancelled_waiters_do_not_accumulate(backend: str) -> None:
         assert reactor is not None
         waiting = getattr(reactor, "readers", None)
         if waiting is None:
-            waiting = reactor.waits  # type: ignore[attr-defined]
+            waiting = reactor.leading  # type: ignore[attr-defined]
         assert a.fileno() not in waiting
         x.into_inner()
 

@@ -228,7 +228,7 @@ async def test_trio_interrupted_before_parking_leaves_no_registration(backend: s
         with pytest.raises(KeyboardInterrupt):  # as if one landed before the wait parked
             waiter.throw(KeyboardInterrupt())
         assert trio.lowlevel.current_statistics().io_statistics.tasks_waiting_read == before
-        assert a.fileno() not in reactor.waits
+        assert a.fileno() not in reactor.leading
         b.send(b"1")
         with trio.fail_after(5):
             await trio.lowlevel.wait_readable(a)  # not BusyResourceError

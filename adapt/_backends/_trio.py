@@ -107,31 +107,22 @@ def _closed_error() -> ClosedResourceError:
     return ClosedResourceError("the object was closed while this task waited on it")
 
 
-class _Waits:
-    """The tasks waiting on one fd: a leader bit and followers per direction.
-
-    Exists only while a task waits on the fd (like trio's own registration).
-    """
-
-    __slots__ = ("leading", "followers")
-
-    def __init__(self) -> None:
-        self.leading = 0
-        self.followers: tuple[list[trio.lowlevel.Task], list[trio.lowlevel.Task]] = ([], [])
-
-
 class _Reactor:
     """Per-run state.  ``owner`` makes the per-wait "is this still my run?"
     test an attribute read instead of a trio API call."""
 
-    __slots__ = ("io", "owner", "token", "waits")
+    __slots__ = ("io", "owner", "token", "leading", "followers")
 
     def __init__(self, token: trio.lowlevel.TrioToken) -> None:
         self.token = token
         #: trio's epoll I/O manager, for the fast path (None: public API)
         self.io = _epoll_manager()
-        #: fd -> its waiting tasks, while there are some
-        self.waits: dict[int, _Waits] = {}
+        #: fd -> a bit per direction in which a task leads the wait (only
+        #: while one does, like trio's own registration)
+        self.leading: dict[int, int] = {}
+        #: ``fd * 2 + direction`` -> the tasks parked behind the leader
+        #: (only while there are some)
+        self.followers: dict[int, list[trio.lowlevel.Task]] = {}
         #: the run's thread while the run lasts, then None
         self.owner: int | None = get_ident()
         trio.lowlevel.spawn_system_task(self._outlive, name="adapt run watcher")
@@ -152,16 +143,34 @@ class _Reactor:
         return self.owner is not None
 
     async def wait(self, fd: int, direction: int) -> None:
-        waits = self.waits.get(fd)
-        if waits is None:
-            waits = self.waits[fd] = _Waits()
+        leading = self.leading
+        bits = leading.get(fd, 0)
         bit = 1 << direction
-        if waits.leading & bit:
-            await _follow(waits.followers[direction])
+        if bits & bit:
+            await _follow(self.followers.setdefault(fd * 2 + direction, []))
             return
-        waits.leading |= bit
+        leading[fd] = bits | bit
         try:
-            await self._lead(fd, direction)
+            io = self.io
+            if io is None:
+                await (_wait_readable(fd) if direction == READ else _wait_writable(fd))
+            else:
+                # the fast path: what wait_readable does, in one frame (see
+                # the module docstring).  If the registration fails (a bad
+                # fd), trio has cleared it and raises here.
+                waiters = io._registered[fd]
+                if direction == READ and waiters.read_task is None:
+                    waiters.read_task = _CONTEXT.task
+                    io._update_registrations(fd)
+                    await _park(partial(self._abort, fd, "read_task"))
+                elif direction == WRITE and waiters.write_task is None:
+                    waiters.write_task = _CONTEXT.task
+                    io._update_registrations(fd)
+                    await _park(partial(self._abort, fd, "write_task"))
+                else:
+                    # a task outside adapt waits already: trio raises
+                    # BusyResourceError
+                    await (_wait_readable(fd) if direction == READ else _wait_writable(fd))
         except _TrioClosed:
             raise _closed_error() from None
         except BaseException:
@@ -171,37 +180,17 @@ class _Reactor:
                 self._drop(fd, "read_task" if direction == READ else "write_task")
             raise
         finally:
-            # the leader's wait ended, for whatever reason: wake the
-            # followers, one of which becomes the next leader if it must wait
-            if self.waits.get(fd) is waits:
-                waits.leading &= ~bit
-                followers = waits.followers[direction]
-                for task in followers:
+            # the leader's wait ended, for whatever reason (a close included:
+            # the bit is the leader's to clear): wake the followers, one of
+            # which becomes the next leader if it must wait
+            bits = leading[fd] & ~bit
+            if bits:
+                leading[fd] = bits
+            else:
+                del leading[fd]
+            if self.followers:
+                for task in self.followers.pop(fd * 2 + direction, ()):
                     _reschedule(task)
-                followers.clear()
-                if not waits.leading and not any(waits.followers):
-                    del self.waits[fd]
-
-    def _lead(self, fd: int, direction: int) -> Awaitable[None]:
-        """The leader's wait: trio's own, through the fast path if possible."""
-        io = self.io
-        if io is not None:
-            # what wait_readable does, in one frame (see the module
-            # docstring).  If the registration fails (a bad fd), trio has
-            # cleared it and raises here.
-            waiters = io._registered[fd]
-            if direction == READ:
-                if waiters.read_task is None:
-                    waiters.read_task = _CONTEXT.task
-                    io._update_registrations(fd)
-                    return _park(partial(self._abort, fd, "read_task"))
-            elif waiters.write_task is None:
-                waiters.write_task = _CONTEXT.task
-                io._update_registrations(fd)
-                return _park(partial(self._abort, fd, "write_task"))
-        # a task outside adapt waits already (trio raises BusyResourceError),
-        # or no fast path
-        return _wait_readable(fd) if direction == READ else _wait_writable(fd)
 
     def _abort(self, fd: int, name: str, _: object) -> trio.lowlevel.Abort:
         # called by trio's run loop for the registered task, when cancelled
@@ -219,9 +208,8 @@ class _Reactor:
             self.io._update_registrations(fd)
 
     def notify_closing(self, fd: int) -> None:
-        waits = self.waits.pop(fd, None)
-        if waits is not None:
-            for task in (*waits.followers[0], *waits.followers[1]):
+        for direction in (READ, WRITE):
+            for task in self.followers.pop(fd * 2 + direction, ()):
                 _reschedule(task, outcome.Error(_closed_error()))
         if self.owner is not None:
             # wakes a leader with trio.ClosedResourceError and drops trio's
