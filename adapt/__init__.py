@@ -13,6 +13,9 @@ from ._async import Async as Async
 from ._asyncify import AsyncClass as AsyncClass
 from ._asyncify import AsyncObject as AsyncObject
 from ._asyncify import asyncify as asyncify
+from ._buffered import BufferedStream as BufferedStream
+from ._buffered import IncompleteReadError as IncompleteReadError
+from ._buffered import LimitOverrunError as LimitOverrunError
 from ._channel import ChannelFull as ChannelFull
 from ._channel import Overflow as Overflow
 from ._channel import Receiver as Receiver
@@ -61,6 +64,10 @@ __all__ = [
     "Shim",
     "reads",
     "writes",
+    # buffered streams over a wrapper
+    "BufferedStream",
+    "IncompleteReadError",
+    "LimitOverrunError",
     # callback bridges
     "Callback",
     "CallbackDropped",

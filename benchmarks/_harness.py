@@ -104,6 +104,8 @@ class Peer:
     * ``"echo"``: send back every byte received, until EOF.
     * ``"source N CHUNK"``: wait for one byte from us, then send ``N`` bytes
       in ``CHUNK``-byte ``sendall`` calls, then close.
+    * ``"lines N LEN"``: wait for one byte from us, then send ``N`` lines of
+      ``LEN`` bytes (newline included) in 64 KiB ``sendall`` calls, then close.
 
     CPU placement (``cpus``):
 
@@ -198,6 +200,18 @@ def _peer_main(ctl_fd: int) -> None:
                             total -= len(block)
                     except (BrokenPipeError, ConnectionResetError):
                         pass  # the reader gave up early
+            elif mode == "lines":
+                count, size = int(args[0]), int(args[1])
+                line = b"x" * (size - 1) + b"\n"
+                per_block = max(1, 65536 // size)
+                block = line * per_block
+                if sock.recv(1):
+                    try:
+                        while count > 0:
+                            sock.sendall(block if count >= per_block else line * count)
+                            count -= per_block
+                    except (BrokenPipeError, ConnectionResetError):
+                        pass
             else:
                 raise ValueError(f"unknown peer mode {mode!r}")
 

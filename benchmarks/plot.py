@@ -30,6 +30,24 @@ import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+# Charts are drawn at the width the docs show them (WIDTH inches, about the
+# 900 px content column) and saved at DPI for sharp text on dense screens, so
+# a 12 pt label is about 16 px on the page at normal zoom.
+WIDTH = 9.0
+DPI = 200
+plt.rcParams.update(
+    {
+        "font.size": 12,
+        "axes.titlesize": 13,
+        "axes.labelsize": 12,
+        "xtick.labelsize": 11,
+        "ytick.labelsize": 11,
+        "legend.fontsize": 11,
+        "figure.titlesize": 14,
+    }
+)
+LABEL = 11  # the value printed next to each bar
+
 HERE = Path(__file__).parent
 RESULTS = HERE / "results"
 STATIC = HERE.parent / "docs" / "_static"
@@ -48,6 +66,8 @@ GROUPS = {
     "shims": ["shims"],
     "threads": ["threads_calls", "threads_read", "threads_iterate", "threads_latency"],
     "bridges": ["bridges_channel", "bridges_oneshot", "bridges_portal"],
+    "readline": ["readline"],
+    "recipes": ["inotify_live", "inotify_drain", "tls", "subprocess", "pty"],
 }
 #: panels of the threads chart: (result file, case-name suffix, panel title)
 THREAD_PANELS = [
@@ -165,15 +185,14 @@ def _relative(ax: Axes, medians: dict[str, float], base: str, xlabel: str) -> No
     colours = [ADAPT if k.startswith("adapt") else REFERENCE if k == base else PEER for k in names]
     ax.barh(names, values, color=colours)
     for y, v in enumerate(values):
-        ax.text(v, y, f" {_ratio(v)}", va="center", fontsize=8)
+        ax.text(v, y, f" {_ratio(v)}", va="center", fontsize=LABEL)
     ax.axvline(1.0, color=REFERENCE, linewidth=0.8, linestyle=":")
     if max(values) / min(values) > 30:
         ax.set_xscale("log")
         ax.set_xlim(min(values) / 1.5, max(values) * 6)
     else:
         ax.set_xlim(0, max(values) * 1.22)
-    ax.set_xlabel(xlabel, fontsize=8)
-    ax.tick_params(axis="y", labelsize=8)
+    ax.set_xlabel(xlabel)
 
 
 def _targets(ax: Axes, data: Data) -> None:
@@ -186,26 +205,31 @@ def _targets(ax: Axes, data: Data) -> None:
     ax.barh(labels, ratios, color=colours)
     ax.scatter([t["minimum"] for t in targets], ys, marker="|", s=300, color="black", zorder=3)
     for y, t in zip(ys, targets, strict=True):
-        ax.text(t["ratio"], y, f" {t['ratio']:.2f}x (>= {t['minimum']})", va="center", fontsize=8)
+        ax.text(
+            t["ratio"], y, f" {t['ratio']:.2f}x (>= {t['minimum']})", va="center", fontsize=LABEL
+        )
     ax.invert_yaxis()
     ax.set_xlim(0, max(ratios + [t["minimum"] for t in targets]) * 1.45)
     ax.set_xlabel("ratio (bar: measured, black tick: target)")
-    ax.tick_params(axis="y", labelsize=8)
 
 
 def _save(fig: Figure, out: Path) -> None:
     fig.tight_layout()
-    fig.savefig(out, dpi=110)
+    fig.savefig(out, dpi=DPI)
     plt.close(fig)
 
 
 def plot_rates(data: Data, what: str, out: Path) -> None:
-    fig, (left, right) = plt.subplots(
-        1, 2, figsize=(13, 0.42 * len(data["medians"]) + 1.6), width_ratios=(1, 1)
+    cases, targets = len(data["medians"]), len(data["targets"])
+    fig, (top, bottom) = plt.subplots(
+        2,
+        1,
+        figsize=(WIDTH, 0.42 * cases + 0.7 * targets + 3),
+        height_ratios=(0.42 * cases + 1, 0.7 * targets + 1),
     )
-    _relative(left, data["medians"], LIMIT, f"{what}, relative to a {LIMIT}")
-    _targets(right, data)
-    fig.suptitle(data["title"], fontsize=10)
+    _relative(top, data["medians"], LIMIT, f"{what}, relative to a {LIMIT}")
+    _targets(bottom, data)
+    fig.suptitle(data["title"])
     _save(fig, out)
 
 
@@ -219,17 +243,24 @@ def _baseline(data: Data, names: list[str]) -> str:
 
 def plot_panels(panels: list[tuple[Data, str, str]], title: str, out: Path) -> None:
     """One panel per ``(result, case-name suffix, panel title)``, vs its baseline."""
-    cols = 2 if len(panels) % 2 == 0 else 1
-    rows = len(panels) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(6.5 * cols + 2, 3 * rows), squeeze=False)
+    heights = [
+        len([k for k in data["medians"] if k.endswith(suffix)]) for data, suffix, _ in panels
+    ]
+    fig, axes = plt.subplots(
+        len(panels),
+        1,
+        figsize=(WIDTH, sum(0.42 * h + 1.3 for h in heights) + 0.6),
+        height_ratios=[0.42 * h + 1.3 for h in heights],
+        squeeze=False,
+    )
     for ax, (data, suffix, name) in zip(axes.flat, panels, strict=True):
         medians = {
             k.removesuffix(suffix): v for k, v in data["medians"].items() if k.endswith(suffix)
         }
         base = _baseline(data, [k + suffix for k in medians]).removesuffix(suffix)
         _relative(ax, medians, base, f"{data['unit']}, relative to {base}")
-        ax.set_title(name, fontsize=9)
-    fig.suptitle(title, fontsize=10)
+        ax.set_title(name)
+    fig.suptitle(title)
     _save(fig, out)
 
 
@@ -247,19 +278,19 @@ def plot_memory(data: Data, out: Path) -> None:
         ("the loop's own wait, task included", own, PEER),
         ("bare task, no socket", bare, REFERENCE),
     ]
-    fig, ax = plt.subplots(figsize=(9, 4.5))
+    fig, ax = plt.subplots(figsize=(WIDTH, 5.5))
     width = 0.2
     for i, (label, values, colour) in enumerate(series):
         xs = [x + (i - 1.5) * width for x in range(len(loops))]
         ax.bar(xs, values, width, label=label, color=colour)
         for x, v in zip(xs, values, strict=True):
-            ax.text(x, v, f"{v:.0f}", ha="center", va="bottom", fontsize=7)
+            ax.text(x, v, f"{v:.0f}", ha="center", va="bottom", fontsize=10)
     maximum = data["targets"][0]["maximum"]
     ax.axhline(maximum, color="black", linewidth=0.8, linestyle="--", label=f"target: {maximum} B")
     ax.set_xticks(range(len(loops)), loops)
     ax.set_ylabel("bytes of Python memory per socket (tracemalloc)")
-    ax.set_title(data["title"], fontsize=10)
-    ax.legend(fontsize=8)
+    ax.set_title(data["title"])
+    ax.legend()
     _save(fig, out)
 
 

@@ -1,34 +1,39 @@
 #!/usr/bin/env bash
 # Set up and run the whole test suite: lint, types, generated-code freshness,
-# docs (warnings are errors) and pytest on asyncio, uvloop and trio.
+# docs (warnings are errors) and pytest on asyncio, uvloop and trio; then the
+# suite again against the lowest version of every dependency pyproject.toml
+# allows (constraints/lowest.txt).
+# Everything Python is installed into project-local virtual environments
+# (.venv/ and .venv-lowest/), never into the system Python.  Arguments are
+# passed to the first pytest run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/_venv.sh
 
-# Debian packages for the real servers the tests start (mosquitto) and the
-# TLS certificates they make (openssl).
+# Debian packages for the real programs and servers the tests start.
 need=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
-if [ ${#need[@]} -gt 0 ]; then
-    if [ "$(id -u)" = 0 ]; then
-        apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
-    else
-        sudo apt-get update -qq
-        sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
-    fi
-fi
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v socat >/dev/null 2>&1 || need+=(socat)
+command -v bc >/dev/null 2>&1 || need+=(bc)
+apt_need "${need[@]}"
 
-python3 -m pip install -q -e '.[dev]'
+use_venv .venv dev
 
 echo "== ruff"
-python3 -m ruff check adapt tests benchmarks examples
-python3 -m ruff format --check adapt tests benchmarks examples
+"$PY" -m ruff check adapt recipes tests benchmarks examples
+"$PY" -m ruff format --check adapt recipes tests benchmarks examples
 echo "== mypy --strict"
-python3 -m mypy --strict adapt examples
+"$PY" -m mypy --strict adapt recipes examples
 echo "== pyright"
-python3 -m pyright adapt examples
+"$PY" -m pyright adapt recipes examples
 echo "== docs"
-python3 -m sphinx -W -q -b html docs docs/_build/html
+"$PY" -m sphinx -W -q -b html docs docs/_build/html
 echo "== pytest"
-python3 -m pytest "$@"
+"$PY" -m pytest "$@"
+
+echo "== pytest, lowest allowed versions (constraints/lowest.txt)"
+use_venv .venv-lowest test constraints/lowest.txt
+"$PY" -m pip freeze --disable-pip-version-check | grep -iE '^(wrapt|sniffio|trio|uvloop)=='
+"$PY" -m pytest -q

@@ -7,9 +7,6 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-import anyio
-import pytest
-
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -22,21 +19,6 @@ def _load(relpath: str) -> ModuleType:
     sys.modules[path.stem] = module
     spec.loader.exec_module(module)
     return module
-
-
-async def test_inotify_watcher(
-    backend: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    watch = _load("examples/inotify/watch.py")
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(watch.print_changes, str(tmp_path), watch.DEMO_EVENTS)
-        tg.start_soon(watch.make_changes, str(tmp_path), anyio.sleep)
-    lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == watch.DEMO_EVENTS
-    assert lines[0].split() == ["file0.txt", "CREATE"]
-    assert lines[1].split() == ["file0.txt", "MODIFY"]
-    assert lines[3].split() == ["file0.txt.old", "MOVED_TO"]
-    assert lines[-1].split() == ["file0.txt.old", "DELETE"]
 
 
 def test_readme_example_runs() -> None:

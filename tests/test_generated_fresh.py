@@ -55,7 +55,7 @@ def test_docs_without_markers_is_an_error() -> None:
 
 
 def test_generated_module_is_ruff_clean() -> None:
-    ruff = shutil.which("ruff")
+    ruff = shutil.which("ruff", path=str(Path(sys.executable).parent))
     assert ruff is not None, "ruff is part of the dev extras"
     path = str(_generate.MODULE)
     fmt = subprocess.run([ruff, "format", "--diff", path], capture_output=True, text=True)

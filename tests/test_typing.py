@@ -50,7 +50,8 @@ def _mypy(folder: Path, *extra: str) -> subprocess.CompletedProcess[str]:
 
 
 def _pyright(folder: Path) -> subprocess.CompletedProcess[str]:
-    pyright = shutil.which("pyright")
+    # the one installed beside this python (its venv need not be activated)
+    pyright = shutil.which("pyright", path=str(Path(sys.executable).parent))
     assert pyright is not None, "pyright is part of the dev extras"
     return subprocess.run(
         [pyright, "--outputjson", "-p", str(folder / "pyrightconfig.json")],

@@ -1,0 +1,188 @@
+"""Linux event fds: eventfd, timerfd and signalfd as awaitables.
+
+Requires: standard library (``os.eventfd``; timerfd and signalfd through ctypes).
+
+Platforms: Linux.
+
+Adapts: an eventfd's counter (:class:`EventFD`, counter or semaphore mode), a
+timerfd's expirations (:class:`TimerFD`, one-shot or periodic) and a
+signalfd's signals (:class:`SignalFD`).  All three fds are opened with
+``O_NONBLOCK``; the would-block signal is ``BlockingIOError`` (EAGAIN) from the
+read (``os.eventfd_read`` on a zero counter, ``os.read`` on a timer that has
+not expired or a signalfd with no pending signal), which is adapt's own: the
+reads run in ``read_with`` and wait until the fd is readable.
+
+Caveats: a signalfd only sees a signal that *every* thread of the process
+blocks; a thread that does not block it takes the signal instead (for
+SIGUSR1 that ends the process).  A new thread inherits its creator's mask, so
+call :func:`block_signals` at program start, before any thread (adapt's
+workers, an executor, trio's thread cache) exists: every thread started later
+inherits the block.  :class:`SignalFD` checks each thread's mask in
+``/proc/self/task`` and refuses, naming the threads, when one would take the
+signal.  Python 3.11 has ``os.eventfd`` but no timerfd or signalfd (3.13 adds
+timerfd), hence ctypes.
+
+Example::
+
+    import asyncio, os, signal
+    from adapt.recipes.linuxfd import EventFD, SignalFD, TimerFD, block_signals
+
+    block_signals(signal.SIGUSR1)               # first thing, before any thread
+    async def main():
+        with EventFD() as ev:
+            ev.write(3)
+            assert await ev.read() == 3
+        with TimerFD() as timer:
+            timer.set(0.01, interval=0.01)      # periodic, every 10 ms
+            assert await timer.wait() >= 1
+        with SignalFD(signal.SIGUSR1) as sigs:
+            os.kill(os.getpid(), signal.SIGUSR1)
+            info = await sigs.read()            # (signo, sender's pid)
+            assert info == (signal.SIGUSR1, os.getpid())
+
+    asyncio.run(main())
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import struct
+import threading
+from typing import Any, Self
+
+from adapt import Async
+
+LIBRARY = None
+SUMMARY = "Linux event fds: eventfd, timerfd and signalfd as awaitables."
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_CLOCK_MONOTONIC, _NONBLOCK, _CLOEXEC = 1, os.O_NONBLOCK, os.O_CLOEXEC
+
+
+def _check(result: int) -> int:
+    if result < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+    return result
+
+
+class _FD:
+    """An owned non-blocking fd and its wrapper; ``with`` closes both."""
+
+    def __init__(self, fd: int) -> None:
+        self._async = Async(fd)
+
+    def fileno(self) -> int:
+        return self._async.fileno()
+
+    def close(self) -> None:
+        self._async.close()  # wakes waiters with ClosedResourceError, then os.close
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class EventFD(_FD):
+    """``eventfd(2)``: ``write(n)`` adds to a counter; ``await read()`` takes it
+    all, or 1 in ``semaphore`` mode (waiting while it is 0)."""
+
+    def __init__(self, initial: int = 0, *, semaphore: bool = False) -> None:
+        flags = os.EFD_CLOEXEC | os.EFD_NONBLOCK | (os.EFD_SEMAPHORE if semaphore else 0)
+        super().__init__(os.eventfd(initial, flags))
+
+    async def read(self) -> int:
+        return await self._async.read_with(os.eventfd_read)
+
+    def write(self, value: int = 1) -> None:
+        """Add ``value``; raises ``BlockingIOError`` if the counter would pass
+        2**64 - 2 (use :meth:`write_wait` to wait for a reader instead)."""
+        os.eventfd_write(self._async.fileno(), value)
+
+    async def write_wait(self, value: int = 1) -> None:
+        await self._async.write_with(lambda fd: os.eventfd_write(fd, value))
+
+
+class _ITimerSpec(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_long) for n in ("i_sec", "i_nsec", "v_sec", "v_nsec")]
+
+
+class TimerFD(_FD):
+    """``timerfd_create(2)`` on CLOCK_MONOTONIC: ``set(delay, interval=0)``,
+    ``await wait()`` -> expirations since the last wait (>= 1)."""
+
+    def __init__(self) -> None:
+        super().__init__(_check(_libc.timerfd_create(_CLOCK_MONOTONIC, _NONBLOCK | _CLOEXEC)))
+
+    def set(self, delay: float, interval: float = 0.0) -> None:
+        """Expire after ``delay`` seconds (> 0), then every ``interval`` (0:
+        once).  ``set(0)`` disarms."""
+        if delay < 0 or interval < 0:
+            raise ValueError("delay and interval must be >= 0")
+        spec = _ITimerSpec(
+            *divmod(round(interval * 1e9), 10**9), *divmod(round(delay * 1e9), 10**9)
+        )
+        _check(_libc.timerfd_settime(self.fileno(), 0, ctypes.byref(spec), None))
+
+    async def wait(self) -> int:
+        data = await self._async.read_with(lambda fd: os.read(fd, 8))
+        return int.from_bytes(data, "little")
+
+
+_SIGSET = ctypes.c_ubyte * 128  # sigset_t: 1024 bits
+
+
+def _sigset(signals: tuple[int, ...]) -> Any:
+    mask = _SIGSET()
+    _check(_libc.sigemptyset(ctypes.byref(mask)))
+    for signo in signals:
+        _check(_libc.sigaddset(ctypes.byref(mask), int(signo)))
+    return mask
+
+
+def block_signals(*signals: int) -> None:
+    """Block ``signals`` in the calling thread and in every thread it starts
+    later; call it first thing, before any other thread exists."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, signals)
+
+
+def threads_not_blocking(*signals: int) -> list[str]:
+    """Names (or ids) of this process's threads that do not block ``signals``."""
+    names = {t.native_id: t.name for t in threading.enumerate()}
+    found: list[str] = []
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{tid}/status") as f:
+                blocked = next(int(ln.split()[1], 16) for ln in f if ln.startswith("SigBlk:"))
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # the thread ended meanwhile
+        if any(not blocked >> (int(s) - 1) & 1 for s in signals):
+            found.append(names.get(int(tid), f"thread {tid}"))
+    return found
+
+
+class SignalFD(_FD):
+    """``signalfd(2)`` for ``signals``, which every thread must already block
+    (:func:`block_signals`); ``await read()`` -> ``(signo, sender_pid)``."""
+
+    def __init__(self, *signals: int) -> None:
+        if not signals:
+            raise ValueError("SignalFD needs at least one signal")
+        loose = threads_not_blocking(*signals)
+        if loose:
+            raise RuntimeError(
+                f"threads {loose} do not block {[signal.Signals(s).name for s in signals]}, so a "
+                "signal could go to them instead of the signalfd: call "
+                "linuxfd.block_signals(...) at program start, before any thread is started"
+            )
+        mask = _sigset(signals)
+        super().__init__(_check(_libc.signalfd(-1, ctypes.byref(mask), _NONBLOCK | _CLOEXEC)))
+
+    async def read(self) -> tuple[int, int]:
+        info = await self._async.read_with(lambda fd: os.read(fd, 128))  # signalfd_siginfo
+        signo, _errno, _code, pid = struct.unpack_from("<IiiI", info)
+        return signo, pid
