@@ -35,7 +35,6 @@ file by now, which adapt must not touch.
 
 from __future__ import annotations
 
-import inspect
 import os
 import socket
 import sys
@@ -45,17 +44,21 @@ from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar, cast, overload
 from ._backends import Reactor, current_backend, running_reactor
 from ._errors import READ, WRITE, ClosedResourceError
 from ._fd import (
+    FREE,
+    OTHER,
     RETRY,
     Blocked,
     attempt,
     fd_ident,
     fd_of,
+    fd_owner,
     make_nonblocking,
     refuse_buffered,
     restore_mode,
 )
 from ._predict import DONE, DONE_WAITED, START, initial
 from ._resource import AsyncResource
+from ._subclass import for_subclass
 
 if TYPE_CHECKING:
     import io
@@ -73,9 +76,6 @@ _CS = TypeVar("_CS")
 _CR = TypeVar("_CR")
 
 ExcTypes = type[BaseException] | tuple[type[BaseException], ...]
-
-#: who has a wrapper's fd number at close (see ``Async._fd_owner``)
-_OURS, _FREE, _OTHER = object(), object(), object()
 
 #: ops in a row that may complete without waiting before the task yields
 #: once to the loop anyway, so a busy wrapper cannot starve the other tasks
@@ -111,69 +111,10 @@ def _shim_for(klass: type) -> type[Async[Any]]:
         if known is not None:
             found = known
             if base is not klass:
-                found = _for_subclass(known, base, klass)
+                found = for_subclass(known, base, klass, vars(Async))
             break
     _RESOLVED[klass] = found
     return found
-
-
-def _for_subclass(shim: type[Async[Any]], base: type, klass: type) -> type[Async[Any]]:
-    """``shim`` (made for ``base``) for a subclass: minus the methods it changed.
-
-    A subclass's method of the same name may take other arguments and return
-    something else (inotify_simple's ``INotify.read(timeout=...)`` returns a
-    list), so the base's shim would call it wrongly.  Those names get a method
-    that raises a TypeError saying what to do instead.  An override called
-    the same way (a ``recv`` that serves data it buffered first) keeps the
-    shim, which calls the override.
-    """
-    changed = sorted(
-        name
-        for name in dir(shim)
-        if not name.startswith("_")
-        and name not in vars(Async)
-        and hasattr(base, name)
-        and getattr(klass, name, None) is not getattr(base, name)
-        and not _same_call(getattr(klass, name, None), getattr(shim, name))
-    )
-    if not changed:
-        return shim
-    namespace: dict[str, Any] = {"__slots__": ()}
-    for name in changed:
-        namespace[name] = _refusal(name, base, klass)
-    return cast(type[Async[Any]], type(shim.__name__, (shim,), namespace))
-
-
-def _same_call(override: object, shim_method: object) -> bool:
-    """Whether ``override`` takes the parameters of the sync method that
-    ``shim_method`` (which has its signature) was made for."""
-    try:
-        mine = list(inspect.signature(override).parameters.values())  # type: ignore[arg-type]
-        theirs = list(inspect.signature(shim_method).parameters.values())  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return False  # no signature to compare: assume the worst
-    if len(mine) != len(theirs):
-        return False
-    positional = inspect.Parameter.POSITIONAL_ONLY
-    for p, q in zip(mine, theirs, strict=True):
-        if p.kind != q.kind or (p.default is p.empty) != (q.default is q.empty):
-            return False
-        if p.kind is not positional and p.name != q.name:
-            return False
-    return True
-
-
-def _refusal(name: str, base: type, klass: type) -> Callable[..., Any]:
-    def refuse(self: Async[Any], *args: object, **kwargs: object) -> Any:
-        raise TypeError(
-            f"{klass.__qualname__}.{name} is not {base.__qualname__}.{name} (the subclass "
-            f"changed it), so adapt's {base.__qualname__} shim does not apply: await "
-            f"read_with() / write_with() with a non-blocking call of it, or declare its "
-            f"shim with adapt.reads / adapt.writes"
-        )
-
-    refuse.__name__ = name
-    return refuse
 
 
 class Async(AsyncResource, Generic[T]):
@@ -495,47 +436,22 @@ class Async(AsyncResource, Generic[T]):
         bound = self._reactor
         if bound is not None and bound.alive() and not bound.current():
             raise RuntimeError("close this Async object from the thread of the event loop using it")
-        owner = self._fd_owner()
+        owner = fd_owner(self._obj, self._fd, self._ident)
         self._closed = True
         self._reactor = None
-        if owner is _OTHER:
+        if owner == OTHER:
             return False
         here = running_reactor()
         for reactor in (bound, here) if here is not bound else (bound,):
             if reactor is not None:
                 reactor.notify_closing(self._fd)
-        if owner is _FREE:
+        if owner == FREE:
             return False
         try:
             restore_mode(self._obj, self._fd, self._mode, self._timeout)
         except (OSError, ValueError):
             pass  # closed by another thread just now
         return True
-
-    def _fd_owner(self) -> object:
-        """Who has the fd number now: this object (``_OURS``), nobody
-        (``_FREE``: closed behind our back) or another file (``_OTHER``)."""
-        obj: Any = self._obj
-        closed = False
-        if not isinstance(obj, int):
-            try:
-                closed = obj.fileno() != self._fd
-            except (OSError, ValueError):
-                closed = True
-        try:
-            ident = fd_ident(self._fd)
-        except OSError:
-            return _FREE
-        except ValueError:
-            return _OTHER  # a regular file or directory took the number
-        if not isinstance(obj, int):
-            # the object owns its number, whatever file it names by now
-            # (``dup2`` onto it); once closed, the number is another's
-            return _OTHER if closed else _OURS
-        # (an anonymous inode -- eventfd, pty master... -- looks the same
-        # whichever file it is: an int fd closed behind adapt's back and
-        # reused by the same kind is taken for ours)
-        return _OURS if ident == self._ident else _OTHER
 
     def into_inner(self) -> T:
         """Stop adapting: deregister, restore the blocking mode, return the object.

@@ -13,11 +13,15 @@ from typing import Any, cast
 from ._errors import READ, WRITE, WouldBlock
 
 __all__ = [
+    "FREE",
+    "OTHER",
+    "OURS",
     "RETRY",
     "Blocked",
     "attempt",
     "fd_of",
     "fd_ident",
+    "fd_owner",
     "refuse_buffered",
     "make_nonblocking",
     "restore_mode",
@@ -132,6 +136,36 @@ def refuse_buffered(obj: object) -> None:
             f"(open(..., buffering=0), Popen(..., bufsize=0)), or read it with "
             f"adapt.reader() / write it with adapt.writer()"
         )
+
+
+#: who has a wrapper's fd number (:func:`fd_owner`)
+OURS, FREE, OTHER = 0, 1, 2
+
+
+def fd_owner(obj: object, fd: int, ident: tuple[int, int]) -> int:
+    """Who has the number ``fd`` that ``obj`` was wrapped with: ``obj``
+    (``OURS``), nobody (``FREE``: closed behind adapt's back) or another file
+    (``OTHER``)."""
+    closed = False
+    if not isinstance(obj, int):
+        try:
+            closed = cast(Any, obj).fileno() != fd
+        except (OSError, ValueError):
+            closed = True
+    try:
+        now = fd_ident(fd)
+    except OSError:
+        return FREE
+    except ValueError:
+        return OTHER  # a regular file or directory took the number
+    if not isinstance(obj, int):
+        # the object owns its number, whatever file it names by now (``dup2``
+        # onto it); once the object is closed, the number is another's
+        return OTHER if closed else OURS
+    # (an anonymous inode -- eventfd, pty master... -- looks the same whichever
+    # file it is: an int fd closed behind adapt's back and reused by the same
+    # kind is taken for ours)
+    return OURS if now == ident else OTHER
 
 
 #: bits of the saved mode returned by :func:`make_nonblocking`
