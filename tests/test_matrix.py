@@ -13,6 +13,7 @@ import errno
 import os
 import resource
 import socket
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -561,3 +562,19 @@ def test_trio_run_ends_while_a_task_waits() -> None:
 
         assert trio.run(again) == b"3"  # a new run: no stale state
         x.close()
+
+
+def test_the_stall_guard_catches_a_blocking_callback() -> None:
+    from .conftest import STALL_LIMIT, run_async
+
+    async def stall() -> None:
+        def spin() -> None:
+            end = time.thread_time() + STALL_LIMIT * 2
+            while time.thread_time() < end:
+                pass
+
+        asyncio.get_running_loop().call_soon(spin)
+        await asyncio.sleep(0.01)
+
+    with pytest.raises(AssertionError, match="the loop stalled"):
+        run_async("asyncio-debug", stall)
