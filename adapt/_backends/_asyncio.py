@@ -80,7 +80,10 @@ class _Reactor:
         if isinstance(loop, BaseSelectorEventLoop):
             selector = getattr(loop, "_selector", None)
             if selector is not None:
-                self.selector_map = selector.get_map()
+                # the selector's own dict where it has one: its public
+                # get_map() costs a few Python calls per lookup, once per wait
+                fd_to_key = getattr(selector, "_fd_to_key", None)
+                self.selector_map = fd_to_key if isinstance(fd_to_key, dict) else selector.get_map()
 
     # -- Reactor -----------------------------------------------------------
 
