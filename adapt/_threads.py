@@ -228,6 +228,13 @@ def _submit(
     abandon_on_cancel: bool,
 ) -> Job:
     """Hand a call to the pool (or queue it on its limiter); loop thread."""
+    if limiter is not None and not isinstance(limiter, CapacityLimiter):
+        raise TypeError(
+            f"limiter must be an adapt.CapacityLimiter (or None), not {type(limiter).__name__}:"
+            " make one with CapacityLimiter(n)"
+        )
+    if type(abandon_on_cancel) is not bool:
+        raise TypeError(f"abandon_on_cancel must be a bool, not {abandon_on_cancel!r}")
     job = Job(fn, args, kwargs, sink, sink.backend.waiter(), abandon_on_cancel)
     lim = _DEFAULT if limiter is None else limiter
     held = _HELD.get()

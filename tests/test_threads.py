@@ -336,3 +336,14 @@ async def test_idle_workers_exit(backend: str) -> None:
 async def test_threads_are_reused(backend: str) -> None:
     idents = {await run_sync(threading.get_ident) for _ in range(50)}
     assert len(idents) <= 2
+
+
+async def test_bad_limiter_or_policy_is_a_type_error_and_runs_nothing(backend: str) -> None:
+    ran: list[int] = []
+    with pytest.raises(TypeError, match="CapacityLimiter"):
+        await run_sync(ran.append, 1, limiter=5)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="abandon_on_cancel"):
+        await run_sync(ran.append, 2, abandon_on_cancel="yes")  # type: ignore[arg-type]
+    assert ran == []
+    assert await run_sync(ran.append, 3) is None  # the pool is unharmed
+    assert ran == [3]
