@@ -28,6 +28,13 @@ from ._errors import WouldBlock as WouldBlock
 from ._iterate import ThreadIterator as ThreadIterator
 from ._iterate import iterate as iterate
 from ._limiter import CapacityLimiter as CapacityLimiter
+from ._monitor import Monitor as Monitor
+from ._monitor import StackEntry as StackEntry
+from ._monitor import Stall as Stall
+from ._monitor import StallReport as StallReport
+from ._monitor import StallSite as StallSite
+from ._monitor import Suggestion as Suggestion
+from ._monitor import monitor as monitor
 from ._oneshot import Callback as Callback
 from ._oneshot import CallbackDropped as CallbackDropped
 from ._oneshot import Result as Result
@@ -92,4 +99,12 @@ __all__ = [
     "reader",
     "run_sync",
     "writer",
+    # finding what blocks the loop
+    "Monitor",
+    "StackEntry",
+    "Stall",
+    "StallReport",
+    "StallSite",
+    "Suggestion",
+    "monitor",
 ]

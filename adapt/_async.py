@@ -19,13 +19,18 @@ Everything between attempts is a wait, and nothing else:
   the judge.  That lets the backends stay simple -- share registrations,
   wake every waiter, let a woken follower become the leader.
 
-The wrapper binds lazily to the first loop that waits on it, through the
-backend's :class:`~adapt._backends.FdWatch` for that fd (shared by all
-wrappers of the fd on that loop).  A wrapper whose loop has ended rebinds to
-the next one; using it from a second *live* loop is an error.
+Between waits nothing is registered with the loop: a wait registers the fd
+with the backend's :class:`~adapt._backends.Reactor` of the running loop and
+the wake-up (or cancellation) removes it again, so a wrapper holds no loop
+state and a dropped one needs no clean-up.  The wrapper remembers the loop
+it last waited on: using it from a second loop while that one runs is an
+error; once that loop has stopped, the next one may use it.
 
-Close order: mark closed, wake every waiter with ClosedResourceError (the
-watch does that), deregister, restore the blocking mode, close the object.
+Close order: mark closed, wake every waiter of the fd on the loop -- through
+any wrapper -- with ClosedResourceError (the reactor does that), restore the
+blocking mode, close the object.  All of it only if the object still owns
+its fd number: after a close behind adapt's back the number may name another
+file by now, which adapt must not touch.
 """
 
 from __future__ import annotations
@@ -36,11 +41,24 @@ import sys
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar, cast, overload
 
-from ._backends import FdWatch, current_backend
+from ._backends import Reactor, current_backend, running_reactor
 from ._errors import READ, WRITE, ClosedResourceError
-from ._fd import RETRY, Blocked, attempt, fd_ident, fd_of, make_nonblocking, restore_mode
+from ._fd import (
+    FREE,
+    OTHER,
+    RETRY,
+    Blocked,
+    attempt,
+    fd_ident,
+    fd_of,
+    fd_owner,
+    make_nonblocking,
+    refuse_buffered,
+    restore_mode,
+)
 from ._predict import DONE, DONE_WAITED, START, initial
 from ._resource import AsyncResource
+from ._subclass import for_subclass
 
 if TYPE_CHECKING:
     import io
@@ -92,6 +110,8 @@ def _shim_for(klass: type) -> type[Async[Any]]:
         known = _SHIMS.get(base)
         if known is not None:
             found = known
+            if base is not klass:
+                found = for_subclass(known, base, klass, vars(Async))
             break
     _RESOLVED[klass] = found
     return found
@@ -125,7 +145,7 @@ class Async(AsyncResource, Generic[T]):
         "_fd",
         "_ident",
         "_closed",
-        "_watch",
+        "_reactor",
         "_would_block",
         "_mode",
         "_timeout",
@@ -138,7 +158,7 @@ class Async(AsyncResource, Generic[T]):
     _fd: int
     _ident: tuple[int, int]
     _closed: bool
-    _watch: FdWatch | None
+    _reactor: Reactor | None
     _would_block: tuple[type[BaseException], ...]
     _mode: int
     _timeout: float | None
@@ -191,6 +211,8 @@ class Async(AsyncResource, Generic[T]):
             klass = _RESOLVED.get(kind) or _shim_for(kind)
         if nonblocking is None:
             nonblocking = klass not in _BLOCKING_SHIMS
+        elif not isinstance(nonblocking, bool):  # pyright: ignore[reportUnnecessaryIsInstance]
+            raise TypeError(f"nonblocking= takes True or False, got {nonblocking!r}")
         return klass._create(obj, nonblocking, would_block)
 
     def __init_subclass__(
@@ -243,7 +265,8 @@ class Async(AsyncResource, Generic[T]):
         if isinstance(obj, Async):
             raise TypeError("the object is already wrapped; use it, or its get_ref()")
         fd = fd_of(obj)
-        ident = fd_ident(fd)
+        ident = fd_ident(fd)  # first: a buffered regular file gets its error
+        refuse_buffered(obj)
         if not isinstance(would_block, tuple):
             would_block = (would_block,)
         for exc_type in cast(tuple[object, ...], would_block):
@@ -254,7 +277,7 @@ class Async(AsyncResource, Generic[T]):
         self._fd = fd
         self._ident = ident
         self._closed = False
-        self._watch = None
+        self._reactor = None
         self._would_block = would_block
         self._budget = _BUDGET
         self._pattern = initial(obj)
@@ -292,129 +315,73 @@ class Async(AsyncResource, Generic[T]):
         # only moves bytes to or from the kernel's buffer (see _predict).
         # (Few locals: the coroutine lives as long as the task waits, and
         # each one costs 8 bytes per parked task.)
-        state = self._budget - 1
-        if state > 0:
-            self._budget = state
+        budget = self._budget - 1
+        if budget > 0:
+            self._budget = budget
         else:
             # A long run of ops that never had to wait: let other tasks run
             # (before the op, so a cancellation here loses nothing).
             self._budget = _BUDGET
-            await self._yield()
-        skip = False
-        result: Any
-        if direct:
-            state = self._pattern
-            result = START[direction][state]
-            if result != state:
-                self._pattern = result
-                # wait first (or, if lower, a probe) -- unless the object was
-                # closed behind our back: then the op reports it (a closed
-                # socket's fileno() is -1; a closed FileIO's raises)
-                try:
-                    skip = result > state and self._obj.fileno() >= 0  # type: ignore[attr-defined]
-                except ValueError:
-                    skip = False
-        done = DONE[direction]
+            await current_backend().checkpoint()
+        wait_first = direct and self._wait_first(direction)
+        next_pattern = DONE[direction]
         want = direction
         while True:
             if self._closed:
                 raise ClosedResourceError("the object is closed")
-            if not skip:
+            if wait_first:
+                wait_first = False
+            else:
                 result = attempt(op, arg, direction, self._would_block)
                 if type(result) is not Blocked:
-                    self._pattern = done[self._pattern]
+                    self._pattern = next_pattern[self._pattern]
                     return result  # type: ignore[no-any-return]
                 if result is RETRY:
                     continue
                 want = result.direction
-            done = DONE_WAITED[direction]
-            # wait (inlined: this is the hot path) -- see _wait for the commented version
+            next_pattern = DONE_WAITED[direction]
             self._budget = _BUDGET
-            watch = self._watch
-            if watch is None or not watch.current():
-                watch = self._bind()
-            try:
-                result = watch.arm(want)
-            except ClosedResourceError:
-                if self._closed:
-                    raise
-                skip = False
-                continue
-            except Exception:
-                if not skip:
-                    raise
-                skip = False  # a predicted wait could not start: try the op
-                continue
-            skip = False
-            try:
-                await result
-            except BaseException as exc:
-                result = watch.settle(want, result, exc)
-                if result is None or (isinstance(result, ClosedResourceError) and not self._closed):
-                    continue
-                if result is exc:
-                    raise
-                raise result from None
-            watch.settle(want, result, None)
+            reactor = self._reactor
+            if reactor is None or not reactor.current():
+                reactor = self._bind()  # first wait, or a new loop
+            await reactor.wait(self._fd, want)
 
-    async def _yield(self) -> None:
-        watch = self._watch
-        if watch is None or not watch.current():
-            watch = self._bind()
-        await watch.checkpoint()
+    def _wait_first(self, direction: int) -> bool:
+        """Whether a direct op should wait before its first attempt (see _predict)."""
+        state = self._pattern
+        started = START[direction][state]
+        if started == state:
+            return False
+        self._pattern = started
+        if started < state:
+            return False  # a probe: try first this once
+        # not if the object was closed behind our back: the op reports that
+        # (a closed socket's fileno() is -1; a closed FileIO's raises)
+        try:
+            return bool(self._obj.fileno() >= 0)  # type: ignore[attr-defined]
+        except ValueError:
+            return False
 
     async def _wait(self, direction: int) -> None:
         """Wait once for readiness in ``direction``; wake-ups may be spurious."""
-        watch = self._watch
-        if watch is None or not watch.current():
-            watch = self._bind()  # first use, or a new loop after the old one ended
-        try:
-            waiter = watch.arm(direction)
-        except ClosedResourceError:
-            if self._closed:
-                raise
-            return  # a sibling wrapper closed the shared watch: retry, rebinding
-        try:
-            await waiter
-        except BaseException as exc:
-            # cancellation, or a close: the watch forgets the waiter and maps
-            # the backend's own exception to adapt's
-            err = watch.settle(direction, waiter, exc)
-            if err is None or (isinstance(err, ClosedResourceError) and not self._closed):
-                return  # spurious, or a sibling closed the shared watch
-            if err is exc:
-                raise
-            raise err from None
-        watch.settle(direction, waiter, None)
-
-    def _bind(self) -> FdWatch:
         if self._closed:
             raise ClosedResourceError("the object is closed")
-        old = self._watch
-        if old is not None:
-            if old.alive():
-                raise RuntimeError(
-                    "this Async object is in use by another event loop or thread; "
-                    "wrap the object once per loop"
-                )
-            if old.closed:
-                # closed by a sibling wrapper, or found stale: is the fd still ours?
-                try:
-                    same = fd_ident(self._fd) == self._ident
-                except (OSError, ValueError):
-                    same = False
-                if not same:
-                    self._closed = True
-                    raise ClosedResourceError(
-                        f"fd {self._fd} was closed behind adapt's back (and maybe reused)"
-                    )
-            else:
-                old.users -= 1
-            self._watch = None
-        watch = current_backend().watch(self._fd, self._ident)
-        watch.users += 1
-        self._watch = watch
-        return watch
+        reactor = self._reactor
+        if reactor is None or not reactor.current():
+            reactor = self._bind()
+        await reactor.wait(self._fd, direction)
+
+    def _bind(self) -> Reactor:
+        """Remember the running loop's reactor; refuse a second live loop."""
+        reactor = current_backend().reactor()
+        old = self._reactor
+        if old is not None and old is not reactor and old.alive():
+            raise RuntimeError(
+                "this Async object is in use by another event loop or thread; "
+                "wrap the object once per loop"
+            )
+        self._reactor = reactor
+        return reactor
 
     async def readable(self) -> None:
         """Wait until the object is (probably) readable.
@@ -443,8 +410,8 @@ class Async(AsyncResource, Generic[T]):
         return self._obj
 
     def fileno(self) -> int:
-        """The wrapped fd: ``Async(sock).fileno() == sock.fileno()``."""
-        return self._fd
+        """The wrapped fd: ``Async(sock).fileno() == sock.fileno()``; -1 once closed."""
+        return -1 if self._closed else self._fd
 
     @property
     def closed(self) -> bool:
@@ -457,21 +424,34 @@ class Async(AsyncResource, Generic[T]):
 
     # -- ending ------------------------------------------------------------
 
-    def _detach(self) -> None:
-        """Mark closed, wake waiters with ClosedResourceError, deregister, restore mode."""
+    def _detach(self) -> bool:
+        """Mark closed, wake waiters with ClosedResourceError, restore the mode.
+
+        Returns whether the object still owned its fd number; if not, the
+        mode is left alone, and waiters are woken only if the number is free
+        (a number now naming another file is not ours to touch).  Raises,
+        changing nothing, when called from a thread other than that of the
+        running loop the wrapper is bound to.
+        """
+        bound = self._reactor
+        if bound is not None and bound.alive() and not bound.current():
+            raise RuntimeError("close this Async object from the thread of the event loop using it")
+        owner = fd_owner(self._obj, self._fd, self._ident)
         self._closed = True
-        watch, self._watch = self._watch, None
-        if watch is not None and not watch.closed:
-            if watch.current():
-                watch.close()
-            elif watch.alive():
-                raise RuntimeError(
-                    "close this Async object from the thread of the event loop using it"
-                )
+        self._reactor = None
+        if owner == OTHER:
+            return False
+        here = running_reactor()
+        for reactor in (bound, here) if here is not bound else (bound,):
+            if reactor is not None:
+                reactor.notify_closing(self._fd)
+        if owner == FREE:
+            return False
         try:
             restore_mode(self._obj, self._fd, self._mode, self._timeout)
         except (OSError, ValueError):
-            pass  # the object was closed behind our back
+            pass  # closed by another thread just now
+        return True
 
     def into_inner(self) -> T:
         """Stop adapting: deregister, restore the blocking mode, return the object.
@@ -491,10 +471,11 @@ class Async(AsyncResource, Generic[T]):
         """
         if self._closed:
             return
-        self._detach()
+        owned = self._detach()
         obj = self._obj
         if isinstance(obj, int):
-            os.close(obj)
+            if owned:
+                os.close(obj)  # else the number may name another file by now
         else:
             cast(Any, obj).close()
 
@@ -508,15 +489,3 @@ class Async(AsyncResource, Generic[T]):
         """
         self.close()
         await current_backend().checkpoint()
-
-    def __del__(self) -> None:
-        # A dropped wrapper (``await Async(sock).recv(10)`` makes one per call)
-        # must not leave a registration behind once its last sibling is gone.
-        try:
-            watch = self._watch
-        except AttributeError:
-            return  # __new__ failed before setting up
-        if watch is not None and not watch.closed:
-            watch.users -= 1
-            if watch.users <= 0:
-                watch.release_soon()

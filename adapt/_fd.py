@@ -3,6 +3,7 @@ restoring its blocking mode, and running one attempt of an op."""
 
 from __future__ import annotations
 
+import io
 import os
 import stat
 import sys
@@ -12,11 +13,16 @@ from typing import Any, cast
 from ._errors import READ, WRITE, WouldBlock
 
 __all__ = [
+    "FREE",
+    "OTHER",
+    "OURS",
     "RETRY",
     "Blocked",
     "attempt",
     "fd_of",
     "fd_ident",
+    "fd_owner",
+    "refuse_buffered",
     "make_nonblocking",
     "restore_mode",
 ]
@@ -76,6 +82,10 @@ def attempt(
         return BLOCKED[direction]
 
 
+#: the largest fd number (a C int)
+_FD_MAX = 2**31 - 1
+
+
 def fd_of(obj: object) -> int:
     """Validate ``obj`` and return its fd, changing nothing."""
     if isinstance(obj, bool):
@@ -94,6 +104,8 @@ def fd_of(obj: object) -> int:
             raise TypeError(f"{type(obj).__name__}.fileno() returned {fd!r}, not an int")
     if fd < 0:
         raise ValueError(f"fd must be >= 0, got {fd} (is the object closed?)")
+    if fd > _FD_MAX:
+        raise ValueError(f"fd {fd} is out of range (an fd is a C int)")
     return fd
 
 
@@ -111,6 +123,49 @@ def fd_ident(fd: int) -> tuple[int, int]:
             f"I/O in a worker thread"
         )
     return (st.st_dev, st.st_ino)
+
+
+def refuse_buffered(obj: object) -> None:
+    """Refuse a buffered or text file object, naming the fixes."""
+    if isinstance(obj, (io.BufferedIOBase, io.TextIOBase)):
+        kind = type(obj).__name__
+        raise TypeError(
+            f"Async() cannot wrap a {kind}: its buffer hides data from readiness "
+            f"(a non-blocking read1() returns b'' before data arrives, like end of "
+            f"file); wrap its unbuffered .raw (Async(f.raw)), open it unbuffered "
+            f"(open(..., buffering=0), Popen(..., bufsize=0)), or read it with "
+            f"adapt.reader() / write it with adapt.writer()"
+        )
+
+
+#: who has a wrapper's fd number (:func:`fd_owner`)
+OURS, FREE, OTHER = 0, 1, 2
+
+
+def fd_owner(obj: object, fd: int, ident: tuple[int, int]) -> int:
+    """Who has the number ``fd`` that ``obj`` was wrapped with: ``obj``
+    (``OURS``), nobody (``FREE``: closed behind adapt's back) or another file
+    (``OTHER``)."""
+    closed = False
+    if not isinstance(obj, int):
+        try:
+            closed = cast(Any, obj).fileno() != fd
+        except (OSError, ValueError):
+            closed = True
+    try:
+        now = fd_ident(fd)
+    except OSError:
+        return FREE
+    except ValueError:
+        return OTHER  # a regular file or directory took the number
+    if not isinstance(obj, int):
+        # the object owns its number, whatever file it names by now (``dup2``
+        # onto it); once the object is closed, the number is another's
+        return OTHER if closed else OURS
+    # (an anonymous inode -- eventfd, pty master... -- looks the same whichever
+    # file it is: an int fd closed behind adapt's back and reused by the same
+    # kind is taken for ours)
+    return OURS if now == ident else OTHER
 
 
 #: bits of the saved mode returned by :func:`make_nonblocking`

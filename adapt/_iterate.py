@@ -65,6 +65,7 @@ class ThreadIterator(AsyncResource, Generic[T]):
         "_max",
         "_pumping",
         "_ready",
+        "_refill",
         "_sink",
         "_waiter",
     )
@@ -75,6 +76,7 @@ class ThreadIterator(AsyncResource, Generic[T]):
         # the worker runs no async library, whatever the caller's context says
         self._ctx.run(sniffio.current_async_library_cvar.set, None)
         self._max = buffer_size
+        self._refill = buffer_size // 2
         self._lock = Lock()
         self._incoming: deque[T] = deque()  # the pump appends (locked)
         self._ready: deque[T] = deque()  # the consumer's batch in hand (unlocked)
@@ -85,11 +87,28 @@ class ThreadIterator(AsyncResource, Generic[T]):
         self._waiter: Waiter | None = None
         self._sink: Sink | None = None
 
+    def _ahead_locked(self) -> int:
+        """Items produced and not yet handed out (the consumer only takes
+        from ``_ready`` without the lock, so this never under-counts)."""
+        return len(self._incoming) + len(self._ready)
+
     def _start_locked(self) -> bool:
-        if self._pumping or self._done or self._closed:
+        if self._pumping or self._done or self._closed or self._ahead_locked() >= self._max:
             return False
         self._pumping = True
         return True
+
+    def start_failed(self, exc: BaseException) -> None:
+        """No thread could be started for the pump: the iteration fails with ``exc``."""
+        with self._lock:
+            self._pumping = False
+            self._done = True
+            if self._error is None:
+                self._error = exc
+            waiter, sink = self._waiter, self._sink
+            self._waiter = None
+        if waiter is not None and sink is not None:
+            sink.push(waiter.wake)
 
     def _pump(self) -> None:
         run, it, lock, limit = self._ctx.run, self._it, self._lock, self._max
@@ -111,7 +130,9 @@ class ThreadIterator(AsyncResource, Generic[T]):
                     self._done = True
                 elif not self._closed:
                     self._incoming.append(item)  # type: ignore[arg-type]
-                stop = done or self._closed or len(self._incoming) >= limit
+                # _ahead_locked(), inlined: a call per item costs ~8% of the
+                # item rate of iterate(range(n)) (measured)
+                stop = done or self._closed or len(self._incoming) + len(self._ready) >= limit
                 if stop:
                     self._pumping = False
                 waiter, sink = self._waiter, self._sink
@@ -137,7 +158,10 @@ class ThreadIterator(AsyncResource, Generic[T]):
     async def __anext__(self) -> T:
         ready = self._ready
         if ready:
-            return ready.popleft()
+            item = ready.popleft()
+            if len(ready) == self._refill and not self._pumping:
+                self._restart()  # half the batch in hand is left: produce more meanwhile
+            return item
         if self._closed:
             raise StopAsyncIteration
         while True:
@@ -166,6 +190,12 @@ class ThreadIterator(AsyncResource, Generic[T]):
             await self._park(waiter)
             if self._closed:
                 raise StopAsyncIteration
+
+    def _restart(self) -> None:
+        with self._lock:
+            start = self._start_locked()
+        if start:
+            POOL.submit(self._pump)
 
     async def _park(self, waiter: Waiter) -> None:
         def abort() -> bool:

@@ -29,7 +29,7 @@ from types import TracebackType
 from typing import Protocol
 
 from ._backends import Backend, Waiter, current_backend
-from ._pool import POOL, Sink, current_sink
+from ._pool import POOL, Sink, current_sink, reset_after_fork
 
 __all__ = ["DEFAULT_TOKENS", "CapacityLimiter", "Grantee", "Runnable"]
 
@@ -82,13 +82,20 @@ class CapacityLimiter:
     ``async with limiter:`` borrows a token for a block of your own code.
     """
 
-    __slots__ = ("_borrowed", "_lock", "_total", "_waiters")
+    __slots__ = ("__weakref__", "_borrowed", "_lock", "_total", "_waiters")
 
     def __init__(self, total_tokens: float) -> None:
         self._lock = threading.Lock()
         self._total: float = _check_total(total_tokens)
         self._borrowed = 0
         self._waiters: deque[Grantee] = deque()
+        reset_after_fork(self)
+
+    def reset_after_fork(self) -> None:
+        """In a forked child: the tokens and waiters were the parent's."""
+        self._lock = threading.Lock()
+        self._borrowed = 0
+        self._waiters = deque()
 
     @staticmethod
     def default() -> CapacityLimiter:
@@ -202,12 +209,22 @@ class CapacityLimiter:
             await backend.checkpoint()  # raced with a release: got it at once
             return
 
+        passed_on = False
+
         def abort() -> bool:
+            nonlocal passed_on
             if not self.retract(entry):
+                passed_on = True
                 self.release()  # granted while being cancelled: pass it on
             return True
 
-        await waiter.wait(abort)
+        try:
+            await waiter.wait(abort)
+        except BaseException:
+            # granted in the loop iteration that cancelled us: pass it on
+            if entry.granted and not passed_on:
+                self.release()
+            raise
 
     def acquire_nowait(self) -> None:
         """Borrow a token now or raise ``RuntimeError``."""

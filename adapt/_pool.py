@@ -32,6 +32,13 @@ What this module does instead:
   after a loop's last call, none of its threads is left.  Workers are daemon
   threads, so an abandoned call that never returns cannot hang interpreter
   exit.
+* **A thread that cannot start** (the process is at its thread or memory
+  limit) fails the calls that were waiting for it: each work item's owner
+  has a ``start_failed(exc)`` method, called with a clear error, and the
+  pool forgets the thread it counted as searching.  Calls already running
+  and later ones are not affected.
+* **fork**: the child gets a fresh, empty pool (its parent's threads do not
+  exist there); the parent is untouched.
 * **Bounded**: every call holds a :class:`~adapt.CapacityLimiter` token
   while it runs, and a stream or ``iterate()`` pump uses at most one thread
   per stream, so the number of threads follows the limiters.
@@ -39,9 +46,11 @@ What this module does instead:
 
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 import threading
+import weakref
 from collections import deque
 from collections.abc import Callable
 from types import SimpleNamespace
@@ -62,6 +71,7 @@ __all__ = [
     "local",
     "pinned_here",
     "report",
+    "reset_after_fork",
 ]
 
 #: seconds an idle worker waits for work before it exits
@@ -261,7 +271,7 @@ class _Worker:
                 continue
             spins = SPINS
             if helper is not _NOBODY:
-                pool.start(helper)
+                pool.start(helper, helping=True)
             try:
                 work()
             except BaseException as exc:  # work items report their own errors
@@ -310,15 +320,47 @@ class _Pool:
         self.searching += 1
         return self.idle.pop() if self.idle else None
 
-    def start(self, worker: _Worker | None) -> None:
+    def start(self, worker: _Worker | None, helping: bool = False) -> None:
+        """Wake ``worker``, or start a new one; ``helping``: called by a worker,
+        which takes the queued work itself if no helper can start."""
         if worker is not None:
             worker.park.release()
-        else:
-            worker = _Worker(self)
-            threading.Thread(target=worker.main, name="adapt worker", daemon=True).start()
+            return
+        worker = _Worker(self)
+        name = f"adapt-worker-{next(_numbers)}"
+        try:
+            threading.Thread(target=worker.main, name=name, daemon=True).start()
+        except RuntimeError as exc:  # "can't start new thread": EAGAIN, ENOMEM
+            self._start_failed(exc, helping)
+
+    def _start_failed(self, cause: RuntimeError, helping: bool) -> None:
+        """The thread counted as searching does not exist: fail what it was for."""
+        with self.lock:
+            self.searching -= 1
+            # a searching worker takes queued work; without one, it needed us
+            stranded = [] if self.searching or helping else list(self.queue)
+            if stranded:
+                self.queue.clear()
+        for work in stranded:
+            err = RuntimeError(
+                f"adapt could not start a worker thread ({cause}): the process is at its "
+                "thread or memory limit (ulimit -u, a cgroup's pids.max, ulimit -v); "
+                "the call did not run"
+            )
+            err.__cause__ = cause
+            fail = getattr(getattr(work, "__self__", None), "start_failed", None)
+            if callable(fail):
+                fail(err)
+            else:
+                report(err, "adapt pool")
 
     def submit(self, work: Callable[[], None]) -> None:
-        """Run ``work()`` in a worker thread soon (it must not raise)."""
+        """Run ``work()`` in a worker thread soon (it must not raise).
+
+        ``work`` is a bound method whose object has ``start_failed(exc)``: if
+        no thread can be started to run it, that is called instead (in this
+        thread, or in the worker that tried to start a helper).
+        """
         with self.lock:
             self.queue.append(work)
             if self.searching:
@@ -326,5 +368,36 @@ class _Pool:
             worker = self.wake_locked()
         self.start(worker)
 
+    def reset_after_fork(self) -> None:
+        """In a forked child: the parent's threads and queued work are not here."""
+        self.lock = threading.Lock()
+        self.queue = deque()
+        self.idle = []
+        self.searching = 0
+
 
 POOL = _Pool()
+
+#: numbers for worker thread names (``adapt-worker-3``)
+_numbers = itertools.count(1)
+
+#: objects with a ``reset_after_fork()`` method (limiters, pinned threads)
+_fork_resets: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def reset_after_fork(obj: object) -> None:
+    """Have ``obj.reset_after_fork()`` called in every forked child."""
+    _fork_resets.add(obj)
+
+
+def _after_fork_in_child() -> None:
+    global _last
+    POOL.reset_after_fork()
+    _last = None
+    # the forking thread may have been a worker
+    local.worker, local.pool_worker, local.pinned, local.sinks = False, None, None, None
+    for obj in list(_fork_resets):
+        obj.reset_after_fork()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -22,7 +22,11 @@ What goes wrong, and what we do about it:
   "cancelled" (the loop's own cancellation exceptions mean something else
   in a thread).  If the loop ends before the job could even start, the job
   is discarded with the loop, and its finalizer delivers the cancellation.
-  So a thread blocked in :meth:`Portal.call` always wakes up.
+  A job spawned in the loop's very last iteration (``asyncio.run`` shutting
+  down) gets a task that never runs and is never discarded; so a thread
+  blocked in :meth:`Portal.call` also checks every 0.1 s that the loop still
+  takes callbacks, and gets the cancellation when it does not.  It always
+  wakes up.
 * **The callbacks run in the loop thread.**  They must be quick and must not
   block.  An exception they raise has nowhere to go: it is logged (logger
   ``adapt``) rather than allowed to crash the loop.
@@ -35,6 +39,7 @@ from __future__ import annotations
 import concurrent.futures
 import logging
 import threading
+import time
 import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar, TypeVarTuple, cast
@@ -158,9 +163,20 @@ class _Box:
         self.outcome = (None, exc)
         self.lock.release()
 
-    def wait(self, timeout: float | None) -> Any:
-        if not self.lock.acquire(timeout=-1 if timeout is None else timeout):
-            raise TimeoutError(f"no result within {timeout} s")
+    def wait(self, timeout: float | None, token: LoopToken) -> Any:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            step = _PROBE if deadline is None else min(_PROBE, deadline - time.monotonic())
+            if self.lock.acquire(timeout=max(step, 0)):
+                break
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"no result within {timeout} s")
+            if not _alive(token):
+                if self.lock.acquire(blocking=False):
+                    break  # answered just before the end
+                # the loop closed with our job queued or its task never run
+                # (spawned in the loop's last iteration): nothing will answer
+                raise concurrent.futures.CancelledError("the event loop ended first")
         assert self.outcome is not None
         value, exc = self.outcome
         if exc is not None:
@@ -197,6 +213,23 @@ class _SyncCall:
     def __del__(self) -> None:
         if self.box is not None:  # the loop ended with this call still queued
             self.box.set_error(concurrent.futures.CancelledError("the event loop ended first"))
+
+
+#: seconds between checks that the loop of a thread waiting in call() still runs
+_PROBE = 0.1
+
+
+def _noop() -> None:
+    pass
+
+
+def _alive(token: LoopToken) -> bool:
+    """False once the loop has ended (its token refuses new callbacks)."""
+    try:
+        token.run_sync_soon(_noop)
+    except RuntimeError:
+        return False
+    return True
 
 
 def _check_timeout(timeout: float | None) -> None:
@@ -303,7 +336,7 @@ class Portal:
         box = _Box()
         cancel = self.start(afn, *args, then=box.set_value, on_error=box.set_error)
         try:
-            value: T = box.wait(timeout)
+            value: T = box.wait(timeout, self._token)
         except TimeoutError:
             cancel()
             raise
@@ -337,7 +370,7 @@ class Portal:
             call.box = None
             raise _loop_ended() from None
         del call  # only the loop holds it: discarded with the loop, it says so
-        value: T = box.wait(timeout)
+        value: T = box.wait(timeout, self._token)
         return value
 
     def __repr__(self) -> str:

@@ -333,9 +333,19 @@ def missing_shim(wrapper: Async[Any], name: str) -> AttributeError:
         wrapped = type(cast(object, wrapper.get_ref()))
     except AttributeError:
         return AttributeError(message)
-    if hasattr(wrapped, name):
+    if issubclass(wrapped, io.RawIOBase) and name in _LINE_READS:
+        # IOBase builds these from read() calls, and fails when one would block
+        message += (
+            f" ({wrapped.__name__}.{name} cannot work on a non-blocking fd: it fails "
+            f"when a read would block part-way; read lines with adapt.reader())"
+        )
+    elif hasattr(wrapped, name):
         message += (
             f" ({wrapped.__name__}.{name} has no awaitable shim: call it on .get_ref(), "
             f"or await read_with() / write_with() with it)"
         )
     return AttributeError(message)
+
+
+#: reads that ``io.IOBase`` makes of several ``read()`` calls
+_LINE_READS = frozenset({"readline", "readlines", "__iter__", "__next__"})

@@ -17,7 +17,7 @@ import select
 import socket
 from collections.abc import Coroutine
 from functools import partial
-from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar, overload
 
 from ._async import Async
 from ._backends import current_backend
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     import multiprocessing.connection
     import ssl  # noqa: F401 (in a string base class below)
 
-    from _typeshed import ReadableBuffer
+    from _typeshed import ReadableBuffer, WriteableBuffer
 
     from ._shims_gen import AsyncSocket
 
@@ -174,25 +174,56 @@ class SocketBase(_SendAll[socket.socket]):
 
             sock.connect(("example.org", 80))                 # sync
             await Async(sock).connect(("example.org", 80))    # async
+
+        Cancelled (or failed) while the connection is in progress, it closes
+        the wrapper and the socket, as trio does: a half-made connection
+        cannot be taken back, and must not be used by mistake.
         """
         sock = self._obj
-        while True:
-            if self._closed:
-                raise ClosedResourceError("the object is closed")
-            try:
-                sock.connect(address)
-                return
-            except InterruptedError:
-                continue
-            except BlockingIOError as exc:
-                if exc.errno != errno.EINPROGRESS:
-                    await self._wait(WRITE)  # AF_UNIX backlog full: EAGAIN, retry
+        try:
+            while True:
+                if self._closed:
+                    raise ClosedResourceError("the object is closed")
+                try:
+                    sock.connect(address)
+                    return
+                except InterruptedError:
                     continue
-            break
-        await self._wait(WRITE)
+                except BlockingIOError as exc:
+                    if exc.errno != errno.EINPROGRESS:
+                        await self._wait(WRITE)  # AF_UNIX backlog full: EAGAIN, retry
+                        continue
+                break
+            await self._wait(WRITE)
+        except BaseException:
+            if not self._closed:
+                self.close()
+            raise
         err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
         if err:
             raise OSError(err, f"connect to {address!r} failed: {os.strerror(err)}")
+
+    @overload
+    def sendto(self, data: ReadableBuffer, address: Any, /) -> Coroutine[Any, Any, int]: ...
+
+    @overload
+    def sendto(
+        self, data: ReadableBuffer, flags: int, address: Any, /
+    ) -> Coroutine[Any, Any, int]: ...
+
+    def sendto(
+        self, data: ReadableBuffer, flags_or_address: Any, address: Any = None, /
+    ) -> Coroutine[Any, Any, int]:
+        """Awaitable ``sock.sendto(data, address)`` or ``sock.sendto(data, flags, address)``.
+
+        ::
+
+            sock.sendto(b"ping", ("127.0.0.1", 9))                 # sync
+            await Async(sock).sendto(b"ping", ("127.0.0.1", 9))    # async
+        """
+        if address is None:
+            return self._io(lambda s: s.sendto(data, flags_or_address), WRITE, self._obj, True)
+        return self._io(lambda s: s.sendto(data, flags_or_address, address), WRITE, self._obj, True)
 
 
 class SSLBase(_SendAll["ssl.SSLSocket"]):
@@ -230,7 +261,20 @@ class SSLBase(_SendAll["ssl.SSLSocket"]):
 class FileIOBase(Async[io.FileIO]):
     """Base of :class:`~adapt.AsyncFileIO`: its hand-written shims."""
 
-    __slots__ = ()
+    # bytes a cancelled read to end of file had read: the next read returns
+    # them first (unset until then)
+    __slots__ = ("_kept",)
+    _kept: bytes
+
+    def _take_kept(self, size: int) -> bytes:
+        try:
+            kept = self._kept
+        except AttributeError:
+            return b""
+        if size < 0:
+            size = len(kept)
+        self._kept = kept[size:]
+        return kept[:size]
 
     def read(self, size: int | None = -1, /) -> Coroutine[Any, Any, bytes]:
         """Awaitable ``f.read(size)``: with a negative or no size, until end of file.
@@ -242,6 +286,8 @@ class FileIOBase(Async[io.FileIO]):
         """
         if size is None or size < 0:
             return self.readall()
+        if getattr(self, "_kept", None):
+            return _ready(self._take_kept(size))
         return self._io(lambda f: some_or_block(f.read(size)), READ, self._obj, True)
 
     async def readall(self) -> bytes:
@@ -251,12 +297,38 @@ class FileIOBase(Async[io.FileIO]):
 
             data = f.readall()                    # sync
             data = await Async(f).readall()       # async
+
+        Cancelled (or failed) part-way, the bytes read so far are kept: the
+        next ``read()``, ``readall()`` or ``readinto()`` returns them first.
         """
-        parts: list[bytes] = []
+        parts = [self._take_kept(-1)]
         obj = self._obj
-        while chunk := await self._io(lambda f: some_or_block(f.readall()), READ, obj, True):
-            parts.append(chunk)
+        try:
+            while chunk := await self._io(lambda f: some_or_block(f.readall()), READ, obj, True):
+                parts.append(chunk)
+        except BaseException:
+            self._kept = b"".join(parts)
+            raise
         return b"".join(parts)
+
+    def readinto(self, buffer: WriteableBuffer, /) -> Coroutine[Any, Any, int]:
+        """Awaitable ``f.readinto(buffer)``.
+
+        ::
+
+            n = f.readinto(buf)                   # sync
+            n = await Async(f).readinto(buf)      # async
+        """
+        if getattr(self, "_kept", None):
+            with memoryview(buffer) as view, view.cast("B") as target:
+                data = self._take_kept(len(target))
+                target[: len(data)] = data
+            return _ready(len(data))
+        return self._io(lambda f: some_or_block(f.readinto(buffer)), READ, self._obj, True)
+
+
+async def _ready(value: _T) -> _T:
+    return value
 
 
 class ConnectionBase(Async["multiprocessing.connection.Connection[_S, _R]"], Generic[_S, _R]):

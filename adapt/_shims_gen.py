@@ -115,12 +115,16 @@ class AsyncSocket(SocketBase, wraps="socket.socket"):
             return self._io(self._obj.send, WRITE, data, True)
         return self._io(lambda sock: sock.send(data, flags), WRITE, self._obj)
 
-    def sendto(self, data: ReadableBuffer, address: Any, /) -> Coroutine[Any, Any, int]:
-        """Awaitable ``sock.sendto(data, address)``.
+    def recvmsg_into(
+        self, buffers: Iterable[WriteableBuffer], ancbufsize: int = 0, flags: int = 0, /
+    ) -> Coroutine[Any, Any, tuple[int, list[tuple[int, int, bytes]], int, Any]]:
+        """Awaitable ``sock.recvmsg_into(buffers, ancbufsize, flags)``.
 
-        Waits until writable while the call would block.
+        Waits until readable while the call would block.
         """
-        return self._io(lambda sock: sock.sendto(data, address), WRITE, self._obj, True)
+        if ancbufsize == 0 and flags == 0:
+            return self._io(self._obj.recvmsg_into, READ, buffers, True)
+        return self._io(lambda sock: sock.recvmsg_into(buffers, ancbufsize, flags), READ, self._obj)
 
     def sendmsg(
         self,
@@ -220,13 +224,6 @@ class AsyncFileIO(FileIOBase, wraps="io.FileIO"):
         def __new__(
             cls, obj: io.FileIO, *, nonblocking: bool = True, would_block: ExcTypes = ()
         ) -> Self: ...
-
-    def readinto(self, buffer: WriteableBuffer, /) -> Coroutine[Any, Any, int]:
-        """Awaitable ``f.readinto(buffer)``.
-
-        Waits until readable while the call would block (returns ``None``).
-        """
-        return self._io(lambda f: some_or_block(f.readinto(buffer)), READ, self._obj, True)
 
     def write(self, b: ReadableBuffer, /) -> Coroutine[Any, Any, int]:
         """Awaitable ``f.write(b)``.

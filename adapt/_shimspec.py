@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, overload
 
 if TYPE_CHECKING:
     import io
@@ -189,8 +189,21 @@ class SocketSpec(Protocol):
     @writes()
     def send(self, data: ReadableBuffer, flags: int = 0, /) -> int: ...
 
-    @writes()
+    @reads()
+    def recvmsg_into(
+        self, buffers: Iterable[WriteableBuffer], ancbufsize: int = 0, flags: int = 0, /
+    ) -> tuple[int, list[tuple[int, int, bytes]], int, Any]: ...
+
+    @overload
     def sendto(self, data: ReadableBuffer, address: Any, /) -> int: ...
+
+    @overload
+    def sendto(self, data: ReadableBuffer, flags: int, address: Any, /) -> int: ...
+
+    @custom("write", "``sendto(data, address)`` or ``sendto(data, flags, address)``")
+    def sendto(
+        self, data: ReadableBuffer, flags_or_address: Any, address: Any = None, /
+    ) -> int: ...
 
     @writes()
     def sendmsg(
@@ -261,13 +274,17 @@ class FileIOSpec(Protocol):
     (``open(path, "rb", buffering=0)``, ``Popen(..., bufsize=0).stdout``).
     ``FileIO`` returns ``None`` when it would block; the shims wait instead."""
 
-    @custom("read", "a negative or ``None`` size reads until end of file, like the sync call")
+    @custom(
+        "read",
+        "a negative or ``None`` size reads until end of file, like the sync call; "
+        "cancelled part-way, the bytes read so far are kept for the next read",
+    )
     def read(self, size: int | None = -1, /) -> bytes: ...
 
     @custom("read", "reads until end of file")
     def readall(self) -> bytes: ...
 
-    @reads(none_blocks=True)
+    @custom("read", "bytes kept from a cancelled read to end of file come first")
     def readinto(self, buffer: WriteableBuffer, /) -> int: ...
 
     @writes(none_blocks=True)

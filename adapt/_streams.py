@@ -166,6 +166,16 @@ class Stream:
 
         await waiter.wait(abort)
 
+    def start_failed(self, exc: BaseException) -> None:
+        """No thread could be started for the pump: the stream fails with ``exc``."""
+        with self._lock:
+            self._pumping = False
+            if self._error is None:
+                self._error = exc
+            wake = self._detach_locked()
+        if wake is not None:
+            wake()
+
     def _check_open(self) -> None:
         if self._closed:
             raise ClosedResourceError("the stream is closed")
@@ -336,7 +346,12 @@ class Reader(Stream, AsyncResource, Generic[AnyStr]):
             start = self._start_locked()
         if start:
             POOL.submit(self._pump)
-        await self._park(waiter)
+        try:
+            await self._park(waiter)
+        except BaseException:
+            with self._lock:  # nobody needs it now: read ahead only to buffer_size
+                self._need, self._need_nl = 0, False
+            raise
         self._check_open()
 
     async def read(self, n: int = -1) -> AnyStr:

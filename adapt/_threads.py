@@ -10,9 +10,11 @@ worker runs the function, pushes the outcome into the sink (one loop
 wake-up per batch of results) and frees the token.
 
 * **Cancellation** (default): once a job runs it cannot be stopped, so the
-  task keeps waiting, receives the outcome, and the cancellation is
-  re-delivered at its next checkpoint (``Waiter.wait(abort)`` with an abort
-  that says no).  Nothing the call did is lost.  With
+  task keeps waiting until it ends (``Waiter.wait(abort)`` with an abort
+  that says no).  On trio (and inside anyio cancel scopes) the task then
+  receives the outcome and the scope cancels it at its next checkpoint; on
+  asyncio the await raises the CancelledError then, inside the scope that
+  asked for it, and the outcome is dropped.  With
   ``abandon_on_cancel=True`` the task returns at once and the outcome is
   dropped when it arrives.  A job still queued (on a limiter, or behind
   another call on a pinned thread) is taken back: it never runs.
@@ -42,7 +44,16 @@ import sniffio
 
 from ._backends import Waiter, current_backend
 from ._limiter import CapacityLimiter, Runnable
-from ._pool import POOL, Sink, current_loop, current_sink, finishing, local, report
+from ._pool import (
+    POOL,
+    Sink,
+    current_loop,
+    current_sink,
+    finishing,
+    local,
+    report,
+    reset_after_fork,
+)
 
 __all__ = ["Job", "Pinned", "offload", "run_sync"]
 
@@ -172,6 +183,15 @@ class Job:
         """Limiter side: the token is ours; the releaser runs us."""
         return self
 
+    def start_failed(self, exc: BaseException) -> None:
+        """No thread could be started to run us: fail the call, free the token."""
+        self.exc = exc
+        limiter = self.limiter
+        after = None if limiter is None else limiter.release_next()
+        self.sink.push(self.deliver)
+        if after is not None:
+            POOL.submit(after.run)  # the call our token went to
+
     # -- loop side --------------------------------------------------------
 
     def deliver(self) -> None:
@@ -208,6 +228,13 @@ def _submit(
     abandon_on_cancel: bool,
 ) -> Job:
     """Hand a call to the pool (or queue it on its limiter); loop thread."""
+    if limiter is not None and not isinstance(limiter, CapacityLimiter):
+        raise TypeError(
+            f"limiter must be an adapt.CapacityLimiter (or None), not {type(limiter).__name__}:"
+            " make one with CapacityLimiter(n)"
+        )
+    if type(abandon_on_cancel) is not bool:
+        raise TypeError(f"abandon_on_cancel must be a bool, not {abandon_on_cancel!r}")
     job = Job(fn, args, kwargs, sink, sink.backend.waiter(), abandon_on_cancel)
     lim = _DEFAULT if limiter is None else limiter
     held = _HELD.get()
@@ -255,9 +282,12 @@ async def run_sync(
     ``limiter``: the :class:`CapacityLimiter` to take a token from (default
     ``CapacityLimiter.default()``, 40 tokens).
 
-    Cancellation: by default a call that started runs to its end; the task
+    Cancellation: by default a call that started runs to its end and the
+    task waits for it.  On trio (and in anyio cancel scopes) the task then
     receives its result (or exception) and is cancelled at its next
-    checkpoint, so nothing the call did is lost.  With
+    checkpoint in the scope; on asyncio the await raises ``CancelledError``
+    when the call has ended (``asyncio.timeout`` turns it into
+    ``TimeoutError``) and the result is discarded.  With
     ``abandon_on_cancel=True`` the task returns at once and the outcome is
     discarded when the call ends.  A call still waiting for a token is
     always cancelled at once.
@@ -297,6 +327,13 @@ class Pinned:
         self.queue: deque[Job] = deque()
         self.thread: threading.Thread | None = None
         self.stopping = False
+        reset_after_fork(self)
+
+    def reset_after_fork(self) -> None:
+        """In a forked child: the thread and the parent's queued calls are gone."""
+        self.cond = threading.Condition(threading.Lock())
+        self.queue = deque()
+        self.thread = None
 
     def submit(self, job: Job) -> None:
         job.pinned = self
@@ -304,13 +341,21 @@ class Pinned:
             if self.stopping:
                 raise RuntimeError(f"the dedicated thread of {self.name} was closed")
             self.queue.append(job)
-            if self.thread is None:
-                self.thread = threading.Thread(
-                    target=self._main, name=f"adapt pinned {self.name}", daemon=True
-                )
-                self.thread.start()
-            else:
+            if self.thread is not None:
                 self.cond.notify()
+                return
+            thread = threading.Thread(
+                target=self._main, name=f"adapt-pinned {self.name}", daemon=True
+            )
+            try:
+                thread.start()
+            except RuntimeError as exc:  # "can't start new thread"
+                self.queue.remove(job)
+                raise RuntimeError(
+                    f"adapt could not start the dedicated thread of {self.name} ({exc}): "
+                    "the process is at its thread or memory limit; the call did not run"
+                ) from exc
+            self.thread = thread
 
     def retract(self, job: Job) -> bool:
         with self.cond:

@@ -151,6 +151,24 @@ class Writer(Stream, AsyncResource, Generic[AnyStr]):
         if wake is not None:
             wake()
 
+    def start_failed(self, exc: BaseException) -> None:
+        """No thread could be started for the pump: fail as a write would."""
+        with self._lock:
+            self._pumping = False
+            if self._error is None:
+                self._error = exc
+            self._chunks, self._size = [], 0
+            self._done = self._want  # nothing more will be written
+            wakes: list[Callable[[], None]] = [
+                functools.partial(sink.push, waiter.wake) for _, sink, waiter in self._flushers
+            ]
+            self._flushers = []
+            wake = self._detach_locked()
+        if wake is not None:
+            wakes.append(wake)
+        for each in wakes:
+            each()
+
     # -- the task side ----------------------------------------------------
 
     async def write(self, data: AnyStr) -> None:

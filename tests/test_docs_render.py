@@ -72,6 +72,7 @@ def pages(root: Path) -> list[Path]:
     )
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_no_code_block_is_clipped_at_1280_px(built: Path, tmp_path: Path) -> None:
     browser = chromium()

@@ -43,6 +43,8 @@ def test_wheel_holds_the_package_and_recipes_not_the_checkout(dists: dict[str, P
     names = set(zipfile.ZipFile(dists["wheel"]).namelist())
     assert {"adapt/__init__.py", "adapt/py.typed", "adapt/__main__.py"} <= names
     assert {"adapt/recipes/__init__.py", "adapt/recipes/README.md"} <= names
+    # python -m adapt doctor puts this folder on the program's PYTHONPATH
+    assert "adapt/_monitor/_boot/sitecustomize.py" in names
     tops = {name.split("/")[0] for name in names}
     assert tops == {"adapt", "adapt-0.1.0.dist-info"}, tops  # no top-level "recipes"
     assert "adapt-0.1.0.dist-info/licenses/LICENSE" in names

@@ -221,12 +221,14 @@ async def test_trio_interrupted_before_parking_leaves_no_registration(backend: s
     with socketpair() as (a, b):
         x = Async(a)
         before = trio.lowlevel.current_statistics().io_statistics.tasks_waiting_read
-        watch = x._bind()
-        waiter = watch.arm(READ)
+        reactor = x._bind()
+        waiter = reactor.wait(a.fileno(), READ)
+        waiter.send(None)  # registered; the next step would park the task
         assert trio.lowlevel.current_statistics().io_statistics.tasks_waiting_read == before + 1
-        waiter.close()  # as if a KeyboardInterrupt landed before the wait parked
-        assert watch.settle(READ, waiter, KeyboardInterrupt()) is not None
+        with pytest.raises(KeyboardInterrupt):  # as if one landed before the wait parked
+            waiter.throw(KeyboardInterrupt())
         assert trio.lowlevel.current_statistics().io_statistics.tasks_waiting_read == before
+        assert a.fileno() not in reactor.leading
         b.send(b"1")
         with trio.fail_after(5):
             await trio.lowlevel.wait_readable(a)  # not BusyResourceError

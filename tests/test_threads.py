@@ -24,7 +24,7 @@ VAR: contextvars.ContextVar[str] = contextvars.ContextVar("VAR", default="unset"
 
 
 def _worker_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name == "adapt worker"]
+    return [t for t in threading.enumerate() if t.name.startswith("adapt-worker-")]
 
 
 async def test_result_and_arguments(backend: str) -> None:
@@ -33,7 +33,7 @@ async def test_result_and_arguments(backend: str) -> None:
 
     total, thread = await run_sync(add, 2, 3)
     assert total == 5
-    assert thread == "adapt worker"
+    assert thread.startswith("adapt-worker-")
     assert await run_sync(functools.partial(divmod, 7), 2) == (3, 1)
 
 
@@ -262,7 +262,8 @@ async def test_nested_loop_in_a_worker_runs_inline(backend: str) -> None:
         return threading.current_thread().name, asyncio.run(inner())
 
     me, nested = await run_sync(outer, limiter=limiter)
-    assert me == nested == "adapt worker"
+    assert me == nested
+    assert me.startswith("adapt-worker-")
 
 
 async def test_call_back_into_the_loop_does_not_deadlock_a_full_limiter(backend: str) -> None:
@@ -335,3 +336,14 @@ async def test_idle_workers_exit(backend: str) -> None:
 async def test_threads_are_reused(backend: str) -> None:
     idents = {await run_sync(threading.get_ident) for _ in range(50)}
     assert len(idents) <= 2
+
+
+async def test_bad_limiter_or_policy_is_a_type_error_and_runs_nothing(backend: str) -> None:
+    ran: list[int] = []
+    with pytest.raises(TypeError, match="CapacityLimiter"):
+        await run_sync(ran.append, 1, limiter=5)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="abandon_on_cancel"):
+        await run_sync(ran.append, 2, abandon_on_cancel="yes")  # type: ignore[arg-type]
+    assert ran == []
+    assert await run_sync(ran.append, 3) is None  # the pool is unharmed
+    assert ran == [3]

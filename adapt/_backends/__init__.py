@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import sniffio
 
-from ._base import Backend, FdWatch, LoopToken, Waiter
+from ._base import Backend, LoopToken, Reactor, Waiter
 
-__all__ = ["Backend", "FdWatch", "LoopToken", "Waiter", "current_backend"]
+__all__ = ["Backend", "LoopToken", "Reactor", "Waiter", "current_backend", "running_reactor"]
 
 _cache: dict[str, Backend] = {}
 
@@ -37,3 +37,15 @@ def current_backend() -> Backend:
         raise RuntimeError(f"adapt does not support the {name!r} async library")
     _cache[name] = backend
     return backend
+
+
+def running_reactor() -> Reactor | None:
+    """The reactor of the loop running in this thread, or None."""
+    try:
+        sniffio.current_async_library()
+    except sniffio.AsyncLibraryNotFoundError:
+        return None
+    try:
+        return current_backend().reactor()
+    except RuntimeError:
+        return None

@@ -4,36 +4,35 @@ Theory of operation
 -------------------
 asyncio offers one reader and one writer callback per fd (``add_reader``);
 a second ``add_reader`` silently replaces the first, so two tasks waiting on
-one fd lose a wake-up.  We register one callback per fd and direction and
-keep our own list of waiting futures, all of which are woken together.
+one fd would lose a wake-up.  The reactor keeps, per loop, the futures of the
+tasks waiting on each fd and direction, and one loop registration for them:
 
-Registration is *sticky*: the fd stays registered while it is in use, and is
-removed lazily, the first time the loop reports readiness that nobody waits
-for (and always on close).  A tight read loop therefore costs no
-``epoll_ctl`` at all, where ``sock_recv`` pays two per wait.
+* **Registered only while a task waits.**  The first waiter in a direction
+  calls ``add_reader``; the readiness callback removes the registration
+  before it wakes the waiters (all of them: a wake-up only means "try
+  again"); the last waiter leaving (cancelled) removes it too.  An fd with
+  nobody waiting has no registration and no entry, so an fd closed behind
+  adapt's back between waits leaves nothing stale, and a reused fd number
+  starts from scratch -- whatever kind of file it is.  The price is an
+  ``epoll_ctl`` pair per wait, what ``loop.sock_recv`` pays; an op that
+  succeeds at once pays nothing.
+* **Joins re-register.**  A registration can only be stale while a task
+  waits on an fd that was closed behind adapt's back.  So when a task joins
+  a wait already registered, or the other direction is registered too, the
+  fd's registrations are dropped and made again (:meth:`_Reactor._sync`).
+  That never changes the mask of a registration the kernel may have
+  forgotten, which uvloop answers with ``abort()``; on selector loops a
+  failed ``modify`` would drop the other direction's callback.
+* **Never replace another library's callback.**  On selector loops the
+  selector's map shows one; adapt refuses to wait (``RuntimeError``)
+  instead of silently dropping it.  (uvloop does not expose it.)
+* uvloop closes its poll handle after an error event (a refused connect, an
+  ICMP error); it calls the callbacks first, which remove the registration,
+  and the next wait makes a new one.
 
-The selector is level-triggered.  On the selector loops, ``_run_once``
-first polls, queues the ready callbacks behind the handles already
-scheduled, then runs them.  A task woken by our callback in iteration N runs
-in N+1 -- but N+1's poll already queued *another* readiness callback for the
-same fd, because the data was not consumed yet.  The task consumes the data,
-finds the fd empty, waits again, and that stale callback would wake it for
-nothing (a task step and a failed op, every round trip).  So after a wake-up
-the next readiness callback for that direction is skipped.  Skipping is
-always safe, stale or not: the fd stays registered while someone waits and
-the selector is level-triggered, so readiness that is real is reported
-again by the very next poll; the worst case is one loop iteration of delay.
-(Scheduling a marker handle to tell stale from fresh callbacks costs an
-extra loop iteration on *every* wait, which is slower.)  uvloop runs the
-woken task before it polls again, so it has no stale callbacks and the
-filter is off there.
-
-Close order: mark closed, fail every waiter with ClosedResourceError,
-deregister.  A fd number that was closed behind our back and reused is found
-by its ``(st_dev, st_ino)`` identity when a new wrapper binds it; the stale
-watch is closed and the loop's registration purged before the new one, since
-asyncio would otherwise modify a registration the kernel already dropped and
-wait forever.
+Close order (:meth:`_Reactor.notify_closing`): fail every waiter on the fd
+with ClosedResourceError, then remove the registrations; the caller closes
+the fd afterwards.
 """
 
 from __future__ import annotations
@@ -42,182 +41,168 @@ import asyncio
 import weakref
 from asyncio import AbstractEventLoop, Future
 from asyncio.selector_events import BaseSelectorEventLoop
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any
 
 from .._errors import READ, ClosedResourceError
 
 __all__ = ["BACKEND"]
 
-_get_running_loop = asyncio.get_running_loop
+_get_running_loop = asyncio._get_running_loop
 
 
 def _closed_error() -> ClosedResourceError:
     return ClosedResourceError("the object was closed while this task waited on it")
 
 
-def _purge(loop: AbstractEventLoop, fd: int) -> None:
-    """Drop any registration of ``fd`` on ``loop``, even a stale one."""
-    for remove in (loop.remove_writer, loop.remove_reader):
-        try:
-            remove(fd)
-        except (OSError, ValueError):
-            pass  # the kernel already forgot the fd; the loop's map is clean now
+def _foreign_error(fd: int, kind: str) -> RuntimeError:
+    return RuntimeError(
+        f"fd {fd} already has a {kind} callback registered with loop.add_{kind}() by "
+        f"other code; asyncio allows one per fd, and adapt will not replace it: "
+        f"remove it first (loop.remove_{kind}), or wait through that code"
+    )
 
 
 class _Reactor:
-    """Per-loop state: the watches, and whether stale callbacks happen."""
+    """The waiting tasks of one loop, by fd and direction."""
 
-    __slots__ = ("loop", "watches", "filter_stale", "__weakref__")
+    __slots__ = ("loop", "readers", "writers", "selector_map", "__weakref__")
 
     def __init__(self, loop: AbstractEventLoop) -> None:
         self.loop = loop
-        self.watches: dict[int, _Watch] = {}
-        self.filter_stale = isinstance(loop, BaseSelectorEventLoop)
+        #: fd -> futures of the tasks waiting to read; an fd is in here
+        #: exactly while the loop has our reader callback for it
+        self.readers: dict[int, list[Future[None]]] = {}
+        self.writers: dict[int, list[Future[None]]] = {}
+        #: a selector loop's map (fd -> key whose data is the reader and
+        #: writer handles), to see another library's callback; None on uvloop
+        self.selector_map: Mapping[Any, Any] | None = None
+        if isinstance(loop, BaseSelectorEventLoop):
+            selector = getattr(loop, "_selector", None)
+            if selector is not None:
+                # the selector's own dict where it has one: its public
+                # get_map() costs a few Python calls per lookup, once per wait
+                fd_to_key = getattr(selector, "_fd_to_key", None)
+                self.selector_map = fd_to_key if isinstance(fd_to_key, dict) else selector.get_map()
 
-
-class _Watch:
-    __slots__ = (
-        "reactor",
-        "loop",
-        "filter_stale",
-        "fd",
-        "ident",
-        "closed",
-        "users",
-        "readers",
-        "writers",
-        "r_skip",
-        "w_skip",
-        "reg_r",
-        "reg_w",
-    )
-
-    def __init__(self, reactor: _Reactor, fd: int, ident: tuple[int, int]) -> None:
-        self.reactor = reactor
-        self.loop = reactor.loop
-        self.filter_stale = reactor.filter_stale
-        self.fd = fd
-        self.ident = ident
-        self.closed = False
-        self.users = 0
-        # () while nobody waits: one empty tuple shared by all idle watches
-        self.readers: list[Future[None]] | tuple[()] = ()
-        self.writers: list[Future[None]] | tuple[()] = ()
-        # skip the next readiness callback (it is probably stale, see above)
-        self.r_skip = self.w_skip = False
-        self.reg_r = self.reg_w = False
-
-    # -- FdWatch -----------------------------------------------------------
+    # -- Reactor -----------------------------------------------------------
 
     def current(self) -> bool:
-        try:
-            return not self.closed and _get_running_loop() is self.loop
-        except RuntimeError:
-            return False
+        return _get_running_loop() is self.loop
 
     def alive(self) -> bool:
-        return not self.closed and not self.loop.is_closed()
+        return self.loop.is_running()
 
-    def arm(self, direction: int) -> Future[None]:
-        if self.closed:
-            raise ClosedResourceError("the object is closed")
+    async def wait(self, fd: int, direction: int) -> None:
+        waiting = self.readers if direction == READ else self.writers
         fut: Future[None] = self.loop.create_future()
-        if direction == READ:
-            readers = self.readers
-            if readers:
-                readers.append(fut)
-            else:
-                if not self.reg_r:  # (first: it raises for a bad fd)
-                    self.loop.add_reader(self.fd, self._on_readable)
-                    self.reg_r = True
-                self.readers = [fut]
+        futs = waiting.get(fd)
+        if futs is None:
+            futs = [fut]
+            self._register(fd, direction, futs)
         else:
-            writers = self.writers
-            if writers:
-                writers.append(fut)
-            else:
-                if not self.reg_w:
-                    self.loop.add_writer(self.fd, self._on_writable)
-                    self.reg_w = True
-                self.writers = [fut]
-        return fut
+            futs.append(fut)
+            self._sync(fd)  # the registration may be stale: see the module docstring
+        try:
+            await fut
+        finally:
+            if waiting.get(fd) is futs and fut in futs:
+                # cancelled (or the task was torn down): leave, and
+                # deregister if nobody else waits
+                futs.remove(fut)
+                if not futs:
+                    del waiting[fd]
+                    self._sync(fd)
 
-    def settle(
-        self, direction: int, waiter: object, exc: BaseException | None
-    ) -> BaseException | None:
-        if exc is not None:
-            # cancelled (or closed): forget the future, or a loop that keeps
-            # timing out reads would grow the list without bound
-            waiters = self.readers if direction == READ else self.writers
-            if waiters:
-                try:
-                    waiters.remove(waiter)  # type: ignore[arg-type]
-                except ValueError:
-                    pass
-        return exc
+    def notify_closing(self, fd: int) -> None:
+        readers = self.readers.pop(fd, None)
+        writers = self.writers.pop(fd, None)
+        if self.loop.is_closed():
+            return  # its registrations died with it
+        if readers is not None:
+            self.loop.remove_reader(fd)
+        if writers is not None:
+            self.loop.remove_writer(fd)
+        for fut in (*(readers or ()), *(writers or ())):
+            if not fut.done():
+                fut.set_exception(_closed_error())
 
     def checkpoint(self) -> Awaitable[None]:
         return asyncio.sleep(0)
 
-    def close(self) -> None:
-        if self.closed:
-            return
-        self.closed = True
-        waiters = [*self.readers, *self.writers]
-        self.readers = self.writers = ()
-        for fut in waiters:
-            if not fut.done():
-                fut.set_exception(_closed_error())
-        if self.reactor.watches.get(self.fd) is self:
-            del self.reactor.watches[self.fd]
-        if (self.reg_r or self.reg_w) and not self.loop.is_closed():
-            self.reg_r = self.reg_w = False
-            _purge(self.loop, self.fd)
+    # -- registrations -----------------------------------------------------
 
-    def release_soon(self) -> None:
-        try:
-            if self.current():
-                self.loop.call_soon(self._release)
-            else:
-                self.loop.call_soon_threadsafe(self._release)
-        except RuntimeError:
-            pass  # the loop is closed: its registrations died with it
+    def _register(self, fd: int, direction: int, futs: list[Future[None]]) -> None:
+        """The first waiter in ``direction`` arrived: add our callback."""
+        if direction == READ:
+            other, kind = self.writers, "reader"
+        else:
+            other, kind = self.readers, "writer"
+        selector_map = self.selector_map
+        if selector_map is not None:
+            key = selector_map.get(fd)
+            if key is not None and key.data[0 if direction == READ else 1] is not None:
+                raise _foreign_error(fd, kind)
+        if fd in other:
+            # the other direction is registered: register both afresh
+            (self.readers if direction == READ else self.writers)[fd] = futs
+            self._sync(fd)
+        elif direction == READ:
+            self.loop.add_reader(fd, self._on_readable, fd)  # raises for a bad fd
+            self.readers[fd] = futs
+        else:
+            self.loop.add_writer(fd, self._on_writable, fd)
+            self.writers[fd] = futs
 
-    def _release(self) -> None:
-        if self.users <= 0:
-            self.close()
+    def _sync(self, fd: int) -> None:
+        """Drop the loop's registrations of ``fd`` and make those still wanted.
+
+        Off the common path (joins, both directions at once, the last waiter
+        cancelled while the other direction waits).  A direction whose
+        registration fails has its waiters woken with the error.
+        """
+        loop = self.loop
+        for remove in (loop.remove_reader, loop.remove_writer):
+            try:
+                remove(fd)
+            except OSError:
+                pass  # the kernel forgot the fd already; the loop's map is clean
+        for waiting, add, callback in (
+            (self.readers, loop.add_reader, self._on_readable),
+            (self.writers, loop.add_writer, self._on_writable),
+        ):
+            futs = waiting.get(fd)
+            if futs is None:
+                continue
+            try:
+                add(fd, callback, fd)
+            except OSError as exc:
+                del waiting[fd]
+                for fut in futs:
+                    if not fut.done():
+                        fut.set_exception(exc)
 
     # -- loop callbacks ----------------------------------------------------
 
-    def _on_readable(self) -> None:
-        readers = self.readers
-        if not readers:
-            # readiness nobody waits for: stop polling (lazy deregistration)
-            self.loop.remove_reader(self.fd)
-            self.reg_r = self.r_skip = False
-        elif self.r_skip:
-            self.r_skip = False  # probably polled before the woken task ran
+    def _on_readable(self, fd: int) -> None:
+        futs = self.readers.pop(fd, ())
+        if fd in self.writers:
+            self._sync(fd)
         else:
-            self.readers = ()
-            self.r_skip = self.filter_stale
-            for fut in readers:
-                if not fut.done():
-                    fut.set_result(None)
+            self.loop.remove_reader(fd)
+        for fut in futs:
+            if not fut.done():
+                fut.set_result(None)
 
-    def _on_writable(self) -> None:
-        writers = self.writers
-        if not writers:
-            self.loop.remove_writer(self.fd)
-            self.reg_w = self.w_skip = False
-        elif self.w_skip:
-            self.w_skip = False
+    def _on_writable(self, fd: int) -> None:
+        futs = self.writers.pop(fd, ())
+        if fd in self.readers:
+            self._sync(fd)
         else:
-            self.writers = ()
-            self.w_skip = self.filter_stale
-            for fut in writers:
-                if not fut.done():
-                    fut.set_result(None)
+            self.loop.remove_writer(fd)
+        for fut in futs:
+            if not fut.done():
+                fut.set_result(None)
 
 
 class _Token:
@@ -240,6 +225,12 @@ class _Token:
 _ANYIO_SCOPE = "Cancelled via cancel scope "
 
 
+def _by_anyio(exc: asyncio.CancelledError) -> bool:
+    """Whether an anyio cancel scope delivered ``exc`` (it re-delivers by itself)."""
+    reason = exc.args[0] if exc.args else None
+    return isinstance(reason, str) and reason.startswith(_ANYIO_SCOPE)
+
+
 class _Waiter:
     __slots__ = ("fut", "outcome")
 
@@ -260,26 +251,31 @@ class _Waiter:
         except asyncio.CancelledError as exc:
             if self.outcome is None and (abort is None or abort()):
                 raise
-            reason = exc.args[0] if exc.args else None
+            cancelled: asyncio.CancelledError | None = None if _by_anyio(exc) else exc
         else:
             return self._deliver()
-        # The canceller could not stop the work: wait for its outcome, deliver
-        # it, and re-deliver the cancellation at the task's next await.  An
-        # anyio cancel scope re-delivers by itself at every await inside the
-        # scope (and not after the task left it), so it is left to do that;
-        # a one-shot ``task.cancel()`` is repeated here, with its message.
-        task = asyncio.current_task()
-        assert task is not None
+        # The canceller could not stop the work (or its outcome arrived in
+        # the same loop iteration): wait for the outcome, then raise the
+        # cancellation here, inside the scope that asked for it.  Returning
+        # the value and re-cancelling the task later (uncancel + cancel)
+        # would escape ``asyncio.timeout()``: the CancelledError would hit an
+        # unrelated await after the scope.  An anyio cancel scope is the
+        # exception: it re-delivers by itself at every await inside the scope,
+        # so the value is returned as on trio.
         while self.outcome is None:
             fut = self.fut = asyncio.get_running_loop().create_future()
             try:
-                await asyncio.shield(fut)
+                await fut
             except asyncio.CancelledError as exc:
-                reason = exc.args[0] if exc.args else reason
-        if not (isinstance(reason, str) and reason.startswith(_ANYIO_SCOPE)):
-            task.uncancel()
-            task.cancel(reason)
-        return self._deliver()
+                if not _by_anyio(exc):
+                    cancelled = exc
+        if cancelled is None:
+            return self._deliver()
+        error = self.outcome[1]
+        self.outcome = (None, None)  # no cycle through the frames that raised it
+        if error is not None:
+            cancelled.__context__ = error  # what the work raised is not hidden
+        raise cancelled
 
     def wake(self, value: object = None, exc: BaseException | None = None) -> None:
         if self.outcome is not None:
@@ -295,21 +291,12 @@ _reactors: weakref.WeakKeyDictionary[AbstractEventLoop, _Reactor] = weakref.Weak
 class AsyncioBackend:
     name = "asyncio"
 
-    def watch(self, fd: int, ident: tuple[int, int]) -> _Watch:
+    def reactor(self) -> _Reactor:
         loop = asyncio.get_running_loop()
         reactor = _reactors.get(loop)
         if reactor is None:
             reactor = _reactors[loop] = _Reactor(loop)
-        watch = reactor.watches.get(fd)
-        if watch is not None:
-            if watch.ident == ident:
-                return watch
-            # the fd was closed behind our back and its number reused
-            watch.close()
-        # clear whatever registration the loop may still hold for this number
-        _purge(loop, fd)
-        watch = reactor.watches[fd] = _Watch(reactor, fd, ident)
-        return watch
+        return reactor
 
     def token(self) -> _Token:
         return _Token(asyncio.get_running_loop())
@@ -323,8 +310,9 @@ class AsyncioBackend:
     def spawn(self, fn: Callable[[], Coroutine[Any, Any, object]]) -> Callable[[], None]:
         loop = asyncio.get_running_loop()
         task = loop.create_task(fn())
-        _background.add(task)  # the loop keeps only a weak reference
-        task.add_done_callback(_background.discard)
+        background = _background(loop)  # the loop keeps only a weak reference
+        background.add(task)
+        task.add_done_callback(background.discard)
 
         def cancel() -> None:
             # queued behind the task's first step, so that fn always starts
@@ -333,7 +321,22 @@ class AsyncioBackend:
         return cancel
 
 
-#: tasks started by ``spawn``, kept alive until they finish
-_background: set[asyncio.Task[object]] = set()
+def _background(loop: AbstractEventLoop) -> set[asyncio.Task[object]]:
+    """Tasks started by ``spawn`` on ``loop``, kept alive until they finish.
+
+    The set hangs on the loop object itself, not on this module: a task
+    spawned in the loop's last iteration (``asyncio.run`` shutting down)
+    never runs, and must be dropped with the loop -- so that its coroutine
+    is closed and whoever waits for it learns it -- instead of keeping the
+    closed loop alive forever.
+    """
+    tasks: set[asyncio.Task[object]] | None = getattr(loop, _BACKGROUND, None)
+    if tasks is None:
+        tasks = set()
+        setattr(loop, _BACKGROUND, tasks)
+    return tasks
+
+
+_BACKGROUND = "_adapt_background_tasks"
 
 BACKEND = AsyncioBackend()

@@ -11,10 +11,13 @@ lazily, so ``import adapt`` never imports trio.
 
 Two kinds of state live in a backend:
 
-* :class:`FdWatch` -- readiness of one fd on one loop, shared by every
-  ``Async`` that wraps that fd there (asyncio allows one reader callback per
-  fd, so two wrappers must share it).  It owns the waiter lists and the
-  loop registration, and implements the close order.
+* :class:`Reactor` -- readiness waits on one loop.  An fd is registered with
+  the loop only while a task waits on it: the first waiter in a direction
+  registers it, the readiness callback (or the last waiter leaving)
+  removes it.  Nothing outlives the wait, so nothing must later be matched
+  to "the same file" again (a closed fd's number is reused at once, and
+  eventfd, timerfd, signalfd, inotify, epoll fds and pty masters all share
+  one inode: there is no telling them apart).
 * :class:`Waiter` -- a one-shot parking spot for the current task, woken from
   the loop thread; combined with :meth:`LoopToken.run_sync_soon` it is how a
   worker thread or a foreign callback hands a result to a task.
@@ -25,67 +28,41 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Protocol
 
-__all__ = ["Backend", "FdWatch", "LoopToken", "Waiter"]
+__all__ = ["Backend", "LoopToken", "Reactor", "Waiter"]
 
 
-class FdWatch(Protocol):
-    """Readiness of one fd on one event loop."""
-
-    #: ``(st_dev, st_ino)`` of the file the fd referred to when first watched
-    ident: tuple[int, int]
-
-    closed: bool
-    #: live wrappers bound to this watch; the last one to go closes it
-    users: int
+class Reactor(Protocol):
+    """Readiness waits on one event loop (one reactor per loop or trio run)."""
 
     def current(self) -> bool:
-        """Not closed, and belongs to the running loop (cheap: every wait asks)."""
+        """Its loop runs this thread now (cheap: every wait asks)."""
         ...
 
     def alive(self) -> bool:
-        """Not closed, and its loop can still run (else a wrapper may rebind)."""
+        """Its loop is running (in this thread or another)."""
         ...
 
-    def arm(self, direction: int) -> Awaitable[None]:
-        """Register the calling task as a waiter; await the result to wait.
+    def wait(self, fd: int, direction: int) -> Awaitable[None]:
+        """Wait until ``fd`` may be ready in ``direction``; loop thread only.
 
-        The awaitable completes when the fd may be ready in ``direction`` (or
-        spuriously: callers always retry their operation), and raises
-        :class:`~adapt.ClosedResourceError` when the watch is closed.
-        Raises ``ClosedResourceError`` at once if the watch is already closed.
+        Wake-ups may be spurious (callers retry their op).  Raises
+        :class:`~adapt.ClosedResourceError` when :meth:`notify_closing` is
+        called for ``fd`` while waiting, and the loop's error when ``fd``
+        cannot be registered (a closed fd, another library's callback).
+        Cancellation leaves no registration behind.
         """
         ...
 
-    def settle(
-        self, direction: int, waiter: Awaitable[None], exc: BaseException | None
-    ) -> BaseException | None:
-        """Called after every await of an armed waiter, with how it ended.
+    def notify_closing(self, fd: int) -> None:
+        """Wake every task waiting on ``fd`` with ClosedResourceError, deregister.
 
-        Forgets a waiter whose wait failed (cancelled, closed), hands
-        leadership on (trio), and returns the exception the caller should
-        raise -- ``exc`` itself or adapt's equivalent of a backend exception
-        -- or None when the caller should just retry.
+        Call it before closing the fd.  Loop thread, or a loop that is not
+        running.
         """
         ...
 
     def checkpoint(self) -> Awaitable[None]:
-        """Yield to this watch's loop once (a schedule and cancel point)."""
-        ...
-
-    def close(self) -> None:
-        """Close order: wake all waiters with ClosedResourceError, then deregister.
-
-        Idempotent.  Does not close the fd: the caller does that afterwards.
-        Loop thread only.
-        """
-        ...
-
-    def release_soon(self) -> None:
-        """Close the watch soon, in its loop, if it still has no users.
-
-        Safe from any thread and from a finalizer (which may run in the
-        middle of the loop's own bookkeeping, so nothing happens at once).
-        """
+        """Yield to this loop once (a schedule and cancel point)."""
         ...
 
 
@@ -112,8 +89,13 @@ class Waiter(Protocol):
 
         On cancellation ``abort()`` is called: if it returns True (or abort is
         None) the cancellation proceeds; if False the task keeps waiting for
-        :meth:`wake`, receives the value, and the cancellation is delivered at
-        its next checkpoint instead, so nothing already done is lost.
+        :meth:`wake`.  Then, on trio (level-triggered cancellation), it
+        receives the value and its scope cancels it at its next checkpoint;
+        on asyncio the cancellation is raised here once the value arrived
+        (never re-delivered later, which would escape ``asyncio.timeout()``).
+        A value and a cancellation that arrive in one loop iteration raise the
+        cancellation without calling ``abort()``: a caller whose wake-up
+        transferred something (a limiter token) takes it back on the exception.
         """
         ...
 
@@ -127,8 +109,8 @@ class Backend(Protocol):
 
     name: str
 
-    def watch(self, fd: int, ident: tuple[int, int]) -> FdWatch:
-        """The (new or shared) watch of ``fd`` on the running loop."""
+    def reactor(self) -> Reactor:
+        """The reactor of the running loop."""
         ...
 
     def token(self) -> LoopToken:

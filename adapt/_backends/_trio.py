@@ -38,6 +38,7 @@ from __future__ import annotations
 import importlib
 import types
 from collections.abc import Awaitable, Callable, Coroutine, Generator
+from functools import partial
 from threading import get_ident
 from typing import Any
 
@@ -110,13 +111,18 @@ class _Reactor:
     """Per-run state.  ``owner`` makes the per-wait "is this still my run?"
     test an attribute read instead of a trio API call."""
 
-    __slots__ = ("io", "owner", "token", "watches")
+    __slots__ = ("io", "owner", "token", "leading", "followers")
 
     def __init__(self, token: trio.lowlevel.TrioToken) -> None:
         self.token = token
         #: trio's epoll I/O manager, for the fast path (None: public API)
         self.io = _epoll_manager()
-        self.watches: dict[int, _Watch] = {}
+        #: fd -> a bit per direction in which a task leads the wait (only
+        #: while one does, like trio's own registration)
+        self.leading: dict[int, int] = {}
+        #: ``fd * 2 + direction`` -> the tasks parked behind the leader
+        #: (only while there are some)
+        self.followers: dict[int, list[trio.lowlevel.Task]] = {}
         #: the run's thread while the run lasts, then None
         self.owner: int | None = get_ident()
         trio.lowlevel.spawn_system_task(self._outlive, name="adapt run watcher")
@@ -128,135 +134,98 @@ class _Reactor:
         finally:
             self.owner = None
 
-
-_REACTOR: trio.lowlevel.RunVar[_Reactor] = trio.lowlevel.RunVar("adapt_reactor")
-
-
-class _Watch:
-    # Few and small fields: one watch exists per wrapped fd.  ``leading`` is a
-    # bit per direction; ``followers`` stays None until two tasks contend.
-    __slots__ = ("closed", "fd", "followers", "ident", "io", "leading", "reactor", "token", "users")
-
-    def __init__(self, reactor: _Reactor, fd: int, ident: tuple[int, int]) -> None:
-        self.reactor = reactor
-        self.io = reactor.io
-        self.token = reactor.token
-        self.fd = fd
-        self.ident = ident
-        self.closed = False
-        self.users = 0
-        self.leading = 0
-        self.followers: tuple[list[trio.lowlevel.Task], list[trio.lowlevel.Task]] | None = None
+    # -- Reactor -----------------------------------------------------------
 
     def current(self) -> bool:
-        reactor = self.reactor
-        return not self.closed and reactor.owner == get_ident()
+        return self.owner == get_ident()
 
     def alive(self) -> bool:
-        return not self.closed and self.reactor.owner is not None
+        return self.owner is not None
 
-    def arm(self, direction: int) -> Any:
-        if self.closed:
-            raise ClosedResourceError("the object is closed")
+    async def wait(self, fd: int, direction: int) -> None:
+        leading = self.leading
+        bits = leading.get(fd, 0)
         bit = 1 << direction
-        if self.leading & bit:
-            return _follow(self, direction)
-        io = self.io
-        if io is not None:
-            # the fast path (see the module docstring): what wait_readable
-            # does, in one frame.  If the registration fails (a bad fd), trio
-            # has cleared it and raises here; we are not leading then.
-            waiters = io._registered[self.fd]
-            if direction == READ:
-                if waiters.read_task is None:
+        if bits & bit:
+            await _follow(self.followers.setdefault(fd * 2 + direction, []))
+            return
+        leading[fd] = bits | bit
+        try:
+            io = self.io
+            if io is None:
+                await (_wait_readable(fd) if direction == READ else _wait_writable(fd))
+            else:
+                # the fast path: what wait_readable does, in one frame (see
+                # the module docstring).  If the registration fails (a bad
+                # fd), trio has cleared it and raises here.
+                waiters = io._registered[fd]
+                if direction == READ and waiters.read_task is None:
                     waiters.read_task = _CONTEXT.task
-                    io._update_registrations(self.fd)
-                    self.leading |= bit
-                    return _park(self._abort_read)
-            elif waiters.write_task is None:
-                waiters.write_task = _CONTEXT.task
-                io._update_registrations(self.fd)
-                self.leading |= bit
-                return _park(self._abort_write)
-        self.leading |= bit  # errors come out of the await, then settle clears it
-        return _wait_readable(self.fd) if direction == READ else _wait_writable(self.fd)
+                    io._update_registrations(fd)
+                    await _park(partial(self._abort, fd, "read_task"))
+                elif direction == WRITE and waiters.write_task is None:
+                    waiters.write_task = _CONTEXT.task
+                    io._update_registrations(fd)
+                    await _park(partial(self._abort, fd, "write_task"))
+                else:
+                    # a task outside adapt waits already: trio raises
+                    # BusyResourceError
+                    await (_wait_readable(fd) if direction == READ else _wait_writable(fd))
+        except _TrioClosed:
+            raise _closed_error() from None
+        except BaseException:
+            # a KeyboardInterrupt thrown in before the task parked: trio never
+            # saw the wait, so drop the fast path's registration ourselves
+            if self.io is not None:
+                self._drop(fd, "read_task" if direction == READ else "write_task")
+            raise
+        finally:
+            # the leader's wait ended, for whatever reason (a close included:
+            # the bit is the leader's to clear): wake the followers, one of
+            # which becomes the next leader if it must wait
+            bits = leading[fd] & ~bit
+            if bits:
+                leading[fd] = bits
+            else:
+                del leading[fd]
+            if self.followers:
+                for task in self.followers.pop(fd * 2 + direction, ()):
+                    _reschedule(task)
 
-    def _abort_read(self, _: object) -> trio.lowlevel.Abort:
-        # called by trio's run loop (no current task) for the registered task
-        self._unregister(READ, None)
-        return _SUCCEEDED
-
-    def _abort_write(self, _: object) -> trio.lowlevel.Abort:
-        self._unregister(WRITE, None)
-        return _SUCCEEDED
-
-    def _unregister(self, direction: int, task: trio.lowlevel.Task | None) -> None:
-        """Drop a fast-path registration (``task``'s, if given and still there)."""
-        waiters = self.io._registered.get(self.fd)
-        name = "read_task" if direction == READ else "write_task"
-        if waiters is not None and (task is None or getattr(waiters, name) is task):
+    def _abort(self, fd: int, name: str, _: object) -> trio.lowlevel.Abort:
+        # called by trio's run loop for the registered task, when cancelled
+        waiters = self.io._registered.get(fd)
+        if waiters is not None:
             setattr(waiters, name, None)
-            self.io._update_registrations(self.fd)
+            self.io._update_registrations(fd)
+        return _SUCCEEDED
 
-    def settle(
-        self, direction: int, waiter: Any, exc: BaseException | None
-    ) -> BaseException | None:
-        if type(waiter) is not _Coroutine or waiter.cr_code is not _FOLLOW_CODE:
-            # the leader's wait ended, for whatever reason: wake the followers,
-            # one of which becomes the next leader when it retries
-            self.leading &= ~(1 << direction)
-            if exc is not None and self.io is not None:
-                self._unregister(direction, _current_task())  # interrupted before parking
-            if self.followers is not None:
-                followers = self.followers[direction]
-                if followers:
-                    tasks = followers.copy()
-                    followers.clear()
-                    for task in tasks:
-                        _reschedule(task)
-        if exc is not None and isinstance(exc, _TrioClosed):
-            return _closed_error()
-        return exc
+    def _drop(self, fd: int, name: str) -> None:
+        """Drop the fast path's registration of the current task, if still there."""
+        waiters = self.io._registered.get(fd)
+        if waiters is not None and getattr(waiters, name) is _current_task():
+            setattr(waiters, name, None)
+            self.io._update_registrations(fd)
+
+    def notify_closing(self, fd: int) -> None:
+        for direction in (READ, WRITE):
+            for task in self.followers.pop(fd * 2 + direction, ()):
+                _reschedule(task, outcome.Error(_closed_error()))
+        if self.owner is not None:
+            # wakes a leader with trio.ClosedResourceError and drops trio's
+            # epoll registration, so the fd number can be reused safely
+            trio.lowlevel.notify_closing(fd)
 
     def checkpoint(self) -> Awaitable[None]:
         return trio.lowlevel.checkpoint()
 
-    def _take_followers(self) -> list[trio.lowlevel.Task]:
-        if self.followers is None:
-            return []
-        tasks = [*self.followers[0], *self.followers[1]]
-        self.followers = None
-        return tasks
 
-    def close(self) -> None:
-        if self.closed:
-            return
-        self.closed = True
-        for task in self._take_followers():
-            _reschedule(task, outcome.Error(_closed_error()))
-        if self.reactor.watches.get(self.fd) is self:
-            del self.reactor.watches[self.fd]
-        # wakes a leader with trio.ClosedResourceError and drops trio's epoll
-        # registration, so the fd number can be reused safely
-        trio.lowlevel.notify_closing(self.fd)
-
-    def release_soon(self) -> None:
-        try:
-            self.token.run_sync_soon(self._release)
-        except trio.RunFinishedError:
-            pass  # the run is over: trio's registrations died with it
-
-    def _release(self) -> None:
-        if self.users <= 0:
-            self.close()
+_REACTOR: trio.lowlevel.RunVar[_Reactor] = trio.lowlevel.RunVar("adapt_reactor")
 
 
-async def _follow(watch: _Watch, direction: int) -> None:
+async def _follow(followers: list[trio.lowlevel.Task]) -> None:
     """Park behind the task that leads the wait on this fd and direction."""
     task = trio.lowlevel.current_task()
-    if watch.followers is None:
-        watch.followers = ([], [])
-    followers = watch.followers[direction]
     followers.append(task)
 
     def abort(_: object) -> trio.lowlevel.Abort:
@@ -269,10 +238,6 @@ async def _follow(watch: _Watch, direction: int) -> None:
     await trio.lowlevel.wait_task_rescheduled(abort)
 
 
-_FOLLOW_CODE = _follow.__code__
-_Coroutine = types.CoroutineType
-
-
 @types.coroutine
 def _park(abort: Callable[[Any], trio.lowlevel.Abort]) -> Generator[Any, Any, None]:
     """``wait_task_rescheduled``, one frame instead of two."""
@@ -283,7 +248,7 @@ def _park(abort: Callable[[Any], trio.lowlevel.Abort]) -> Generator[Any, Any, No
 # and parking it (see the module docstring)
 # (trio 0.28 and later mark the function itself; earlier versions return a
 # protected wrapper, which must be the one called)
-_Watch.arm = trio.lowlevel.enable_ki_protection(_Watch.arm)  # type: ignore[method-assign]
+_Reactor.wait = trio.lowlevel.enable_ki_protection(_Reactor.wait)  # type: ignore[method-assign]
 _follow = trio.lowlevel.enable_ki_protection(_follow)
 
 
@@ -339,19 +304,13 @@ class _Waiter:
 class TrioBackend:
     name = "trio"
 
-    def watch(self, fd: int, ident: tuple[int, int]) -> _Watch:
+    def reactor(self) -> _Reactor:
         try:
-            reactor = _REACTOR.get()
+            return _REACTOR.get()
         except LookupError:
             reactor = _Reactor(_current_token())
             _REACTOR.set(reactor)
-        watch = reactor.watches.get(fd)
-        if watch is not None:
-            if watch.ident == ident:
-                return watch
-            watch.close()  # the fd was closed behind our back and reused
-        watch = reactor.watches[fd] = _Watch(reactor, fd, ident)
-        return watch
+            return reactor
 
     def token(self) -> _Token:
         return _Token(_current_token())

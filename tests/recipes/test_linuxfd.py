@@ -143,7 +143,7 @@ SIGNAL_CHILD = textwrap.dedent(
                 tg.start_soon(run_sync, os.kill, os.getpid(), signal.SIGUSR1)
                 # a signal pending twice is delivered once
                 assert await sigs.read() == (signal.SIGUSR1, os.getpid())
-            workers = [t for t in threading.enumerate() if t.name == "adapt worker"]
+            workers = [t for t in threading.enumerate() if t.name.startswith("adapt-worker-")]
             assert workers
             assert linuxfd.threads_not_blocking(signal.SIGUSR1, signal.SIGUSR2) == []
         print("signals ok", flush=True)

@@ -1,0 +1,373 @@
+"""adapt.monitor(): stalls found in-process, on asyncio, uvloop and trio."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import json
+import re
+import socket
+import sqlite3
+import threading
+import time
+
+import anyio
+import pytest
+
+import adapt
+from adapt._monitor._report import Stall
+from adapt._monitor._table import MODULES, suggest
+
+HERE = __file__
+
+
+def _line(marker: str) -> int:
+    """The line of this file that carries ``marker`` in a comment."""
+    with open(HERE) as f:
+        for n, text in enumerate(f, 1):
+            if re.search(rf"# {re.escape(marker)}(?!\S)", text):
+                return n
+    raise AssertionError(f"no line marked {marker}")
+
+
+def _site(report: adapt.StallReport, lineno: int) -> adapt.StallSite:
+    found = [s for s in report.sites if s.filename == HERE and s.lineno == lineno]
+    assert found, f"no stall reported at line {lineno}:\n{report.format()}"
+    return found[0]
+
+
+async def test_every_100ms_stall_is_reported_with_its_line(backend: str) -> None:
+    async with adapt.monitor() as m:
+        for _ in range(10):
+            time.sleep(0.1)  # STALL-100
+            await anyio.sleep(0.02)
+    report = m.report()
+    site = _site(report, _line("STALL-100"))
+    assert site.count == 10, report.format()
+    assert 0.075 <= site.worst <= 0.5
+    assert site.total >= 10 * 0.05  # each one is late by the threshold at least
+    assert site.call == "time.sleep"
+    assert site.line.startswith("time.sleep(0.1)")
+    assert site.suggestion.tool == "sleep"
+    sleep = "trio.sleep" if backend == "trio" else "asyncio.sleep"
+    assert f"await {sleep}(" in site.suggestion.text
+    expected_loop = "uvloop" if backend == "uvloop" else backend
+    assert site.loops == (expected_loop,)
+    assert site.stack[-1].lineno == site.lineno
+    assert site.stack[-1].function == "test_every_100ms_stall_is_reported_with_its_line"
+
+
+async def test_a_loop_that_does_not_stall_reports_nothing(backend: str) -> None:
+    a, b = socket.socketpair()
+    with a, b:
+        async with adapt.monitor() as m:
+            for _ in range(200):
+                await adapt.Async(a).send(b"x")
+                assert await adapt.Async(b).recv(1) == b"x"
+                await anyio.sleep(0.001)
+    report = m.report()
+    # a stall of the machine (the loop thread not run) shows as "idle"
+    assert [s for s in report.sites if s.kind != "idle"] == [], report.format()
+    assert report.monitored > 0.2
+    if not report.sites:
+        assert "no stall over 50 ms" in report.format()
+
+
+async def test_blocking_calls_get_their_suggestions(backend: str) -> None:
+    a, b = socket.socketpair()
+    timer = threading.Timer(0.15, b.send, (b"x",))
+    db = sqlite3.connect(":memory:")
+    query = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < ?) "
+    query += "SELECT count(*) FROM c"
+    t0 = time.perf_counter()
+    db.execute(query, (100_000,)).fetchall()
+    rows = int(100_000 * 0.3 / (time.perf_counter() - t0))  # a query of about 0.3 s
+    try:
+        with a, b:
+            async with adapt.monitor() as m:
+                timer.start()
+                a.recv(1)  # STALL-RECV
+                await anyio.sleep(0.01)
+                db.execute(query, (rows,)).fetchall()  # STALL-SQL
+                await anyio.sleep(0.01)
+                end = time.perf_counter() + 0.3
+                while time.perf_counter() < end: pass  # STALL-CPU  # noqa: E701  # fmt: skip
+                await anyio.sleep(0.01)
+    finally:
+        timer.join()
+        db.close()
+    report = m.report()
+    recv = _site(report, _line("STALL-RECV"))
+    assert recv.call == "a.recv"
+    assert recv.suggestion.tool == "Async"
+    assert "Async(a).recv(" in recv.suggestion.text
+    sql = _site(report, _line("STALL-SQL"))
+    assert sql.suggestion.tool == "asyncify(pin=True)"
+    assert "asyncify(sqlite3.Connection, pin=True)" in sql.suggestion.text
+    cpu = _site(report, _line("STALL-CPU"))
+    assert cpu.suggestion.tool == "run_sync"
+    assert cpu.call in ("", "time.perf_counter")
+
+
+async def test_regular_file_reads_and_writes(backend: str, tmp_path: object) -> None:
+    path = f"{tmp_path}/big.bin"
+    block = b"\xa5" * (1 << 20)
+    async with adapt.monitor(threshold=0.01) as m:
+        with open(path, "wb") as f:
+            for _ in range(256):
+                f.write(block)  # STALL-WRITE
+                f.flush()  # STALL-FLUSH
+        await anyio.sleep(0.01)
+        with open(path, "rb") as f:
+            f.read()  # STALL-READ
+        await anyio.sleep(0.01)
+    report = m.report()
+    read = _site(report, _line("STALL-READ"))
+    assert read.suggestion.tool == "reader"
+    assert "adapt.reader(f)" in read.suggestion.text
+    writes = [s for s in report.sites if s.lineno in (_line("STALL-WRITE"), _line("STALL-FLUSH"))]
+    assert writes, report.format()
+    assert {s.suggestion.tool for s in writes} == {"writer"}
+
+
+async def test_gc_pauses_are_told_apart(backend: str) -> None:
+    class Node:
+        other: object = None
+
+    garbage: list[Node] = []
+    for _ in range(40):
+        for _ in range(10_000):
+            a, b = Node(), Node()
+            a.other, b.other = b, a
+            garbage.append(a)
+        await anyio.sleep(0)
+    async with adapt.monitor(threshold=0.01) as m:
+        await anyio.sleep(0.01)
+        gc.collect()
+        await anyio.sleep(0.01)
+    del garbage
+    gc.collect()
+    report = m.report()
+    pauses = [s for s in report.sites if s.kind == "gc"]
+    assert pauses, report.format()
+    assert pauses[0].suggestion.tool == "gc"
+    assert "generation 2" in pauses[0].suggestion.text
+    assert "garbage collection" in report.format()
+
+
+async def test_report_while_running_and_json(backend: str) -> None:
+    async with adapt.monitor() as m:
+        time.sleep(0.1)  # STALL-JSON
+        for _ in range(100):  # the watchdog records it soon after the loop resumes
+            await anyio.sleep(0.01)
+            during = m.report()
+            if during.sites:
+                break
+    assert _site(during, _line("STALL-JSON")).count == 1
+    data = json.loads(m.report().to_json())
+    assert data["stalls"] == 1
+    assert data["sites"][0]["lineno"] == _line("STALL-JSON")
+    assert data["sites"][0]["suggestion"]["tool"] == "sleep"
+
+
+async def test_sync_with_inside_a_running_loop(backend: str) -> None:
+    with adapt.monitor(0.02) as m:
+        time.sleep(0.05)  # STALL-SYNC-WITH
+        await anyio.sleep(0.01)
+    assert _site(m.report(), _line("STALL-SYNC-WITH")).count == 1
+
+
+async def test_a_monitor_is_used_once(backend: str) -> None:
+    m = adapt.monitor()
+    async with m:
+        with pytest.raises(RuntimeError, match="make a new one"):
+            await m.__aenter__()
+    with pytest.raises(RuntimeError, match="make a new one"):
+        await m.__aenter__()
+
+
+def test_outside_a_loop_is_a_clear_error() -> None:
+    with (
+        pytest.raises(RuntimeError, match=r"inside an asyncio, uvloop or trio program"),
+        adapt.monitor(),
+    ):
+        pass
+
+
+@pytest.mark.parametrize(
+    ("threshold", "error"),
+    [
+        (True, TypeError),
+        ("0.1", TypeError),
+        (0, ValueError),
+        (-1.0, ValueError),
+        (float("nan"), ValueError),
+        (float("inf"), ValueError),
+        (0.0001, ValueError),
+    ],
+)
+def test_bad_threshold(threshold: object, error: type[Exception]) -> None:
+    with pytest.raises(error, match="threshold"):
+        adapt.monitor(threshold)  # type: ignore[arg-type]
+
+
+async def test_the_heartbeat_does_not_wake_a_stalled_watchdog_forever(backend: str) -> None:
+    # the watchdog thread ends with the monitor (the leak guard checks too)
+    async with adapt.monitor():
+        assert any(t.name.startswith("adapt.monitor watchdog") for t in threading.enumerate())
+    assert not any(t.name.startswith("adapt.monitor watchdog") for t in threading.enumerate())
+
+
+def test_stall_records_round_trip_through_json() -> None:
+    async def main() -> adapt.StallReport:
+        async with adapt.monitor() as m:
+            time.sleep(0.15)
+            await asyncio.sleep(0.01)
+        return m.report()
+
+    report = asyncio.run(main())
+    site = report.sites[0]
+    stall = Stall(
+        kind=site.kind,
+        loop="asyncio",
+        duration=site.worst,
+        site=site.stack[-1],
+        call=site.call,
+        stack=site.stack,
+        suggestion=site.suggestion,
+        samples=2,
+    )
+    assert Stall.from_dict(json.loads(json.dumps(stall.to_dict()))) == stall
+
+
+# -- the table ---------------------------------------------------------------
+
+RECIPES = "inotify tls subprocess pty serial linuxfd multiprocessing console psycopg2"
+RECIPES += " paho_mqtt zmq paramiko redis"
+
+
+def _tool(**kw: object) -> tuple[str, str | None]:
+    args: dict[str, object] = {
+        "call": "lib.call",
+        "library_modules": (),
+        "function": "",
+        "receiver": (),
+        "fd_kind": "",
+        "loop": "asyncio",
+    }
+    args.update(kw)
+    s = suggest(**args)  # type: ignore[arg-type]
+    return s.tool, s.recipe
+
+
+def test_every_recipe_is_in_the_table() -> None:
+    named = {tool.partition(":")[2] for tool in MODULES.values() if tool.startswith("recipe:")}
+    assert set(RECIPES.split()) - {"console"} <= named
+
+
+def test_every_shipped_recipe_is_in_the_table() -> None:
+    import pkgutil
+
+    import adapt.recipes
+
+    from adapt._monitor._table import BY_FD_KIND, CALLS, TYPES
+
+    shipped = {m.name for m in pkgutil.iter_modules(adapt.recipes.__path__)}
+    tools = {*MODULES.values(), *CALLS.values(), *TYPES.values(), *BY_FD_KIND.values()}
+    named = {tool.partition(":")[2] for tool in tools if tool.startswith("recipe:")}
+    assert shipped <= named, f"recipes the doctor never suggests: {shipped - named}"
+
+
+@pytest.mark.parametrize(
+    ("modules", "recipe"),
+    [
+        (("paho.mqtt.client",), "paho_mqtt"),
+        (("socket", "serial.serialposix"), "serial"),
+        (("zmq.sugar.socket",), "zmq"),
+        (("ssl", "psycopg2.extras"), "psycopg2"),  # the library the program called decides
+        (("time", "pexpect.pty_spawn"), "pty"),
+        (("multiprocessing.connection",), "multiprocessing"),
+        (("redis.connection", "redis.client"), "redis"),
+        (("paramiko.channel",), "paramiko"),
+        (("inotify_simple",), "inotify"),
+        (("linuxfd",), "linuxfd"),
+        (("subprocess",), "subprocess"),
+        (("ssl",), "tls"),
+        (("getpass",), "console"),
+    ],
+)
+def test_libraries_with_a_recipe(modules: tuple[str, ...], recipe: str) -> None:
+    assert _tool(library_modules=modules) == ("recipe", recipe)
+
+
+def test_c_calls_and_types() -> None:
+    assert _tool(function="time.sleep")[0] == "sleep"
+    assert _tool(function="builtins.input") == ("recipe", "console")
+    sock = ("socket.socket", "_socket.socket", "builtins.object")
+    assert _tool(call="s.recv", receiver=sock)[0] == "Async"
+    assert _tool(call="s.recv", receiver=("ssl.SSLSocket", *sock)) == ("recipe", "tls")
+    buffered = ("_io.BufferedReader", "_io._BufferedIOBase", "_io._IOBase", "builtins.object")
+    assert _tool(call="f.read", receiver=buffered, fd_kind="regular")[0] == "reader"
+    assert _tool(call="f.write", receiver=buffered, fd_kind="regular")[0] == "writer"
+    assert _tool(call="f.read", receiver=buffered, fd_kind="pipe")[0] == "Async"
+    assert _tool(call="f.read", receiver=buffered, fd_kind="pty") == ("recipe", "pty")
+    assert _tool(call="f.read", receiver=buffered, fd_kind="tty") == ("recipe", "serial")
+    assert _tool(call="f.readline", receiver=buffered, fd_kind="console") == ("recipe", "console")
+    assert _tool(call="os.read", function="os.read", fd_kind="pipe")[0] == "Async"
+    assert _tool(call="os.read", function="os.read", fd_kind="regular")[0] == "reader"
+    assert _tool(call="c.execute", receiver=("sqlite3.Cursor",))[0] == "asyncify(pin=True)"
+    assert _tool(library_modules=("requests.api",))[0] == "run_sync"
+    assert _tool(library_modules=("socket", "http.client", "requests.api"))[0] == "run_sync"
+    assert _tool(library_modules=("serial.serialposix", "contextlib")) == ("recipe", "serial")
+    assert _tool(call="", library_modules=())[0] == "run_sync"
+
+
+async def test_on_stall_hears_of_each_stall_as_it_ends(backend: str) -> None:
+    heard: list[tuple[adapt.Stall, str]] = []
+    m = adapt.Monitor(0.05, on_stall=lambda s: heard.append((s, threading.current_thread().name)))
+    async with m:
+        time.sleep(0.1)  # STALL-CALLBACK
+        for _ in range(100):
+            await anyio.sleep(0.01)
+            if heard:
+                break
+        assert len(heard) == 1  # before the monitor stops
+    stall, thread = heard[0]
+    assert thread.startswith("adapt.monitor watchdog")
+    assert stall.site.lineno == _line("STALL-CALLBACK")
+    assert stall.call == "time.sleep"
+    assert 0.05 <= stall.duration <= 0.5
+    assert stall.samples >= 1
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "uvloop", "trio"])
+def test_a_sample_of_an_idle_loop_blames_no_line(backend: str) -> None:
+    # a real loop, idle in its poll in another thread: what the watchdog sees
+    # when the machine (or another thread's GIL) held the loop thread up
+    import sys
+
+    from adapt._monitor._frames import capture
+
+    ready = threading.Event()
+
+    async def idle() -> None:
+        ready.set()
+        await anyio.sleep(0.3)
+
+    options = {"use_uvloop": backend == "uvloop"} if backend != "trio" else {}
+    thread = threading.Thread(
+        target=anyio.run,
+        args=(idle,),
+        kwargs={"backend": backend.replace("uvloop", "asyncio"), "backend_options": options},
+    )
+    thread.start()
+    try:
+        ready.wait(5)
+        time.sleep(0.1)
+        assert thread.ident is not None
+        sample = capture(sys._current_frames()[thread.ident])
+    finally:
+        thread.join()
+    stall = adapt.Monitor()._stall_from([sample], 0.1)
+    assert stall.kind == "idle", stall
+    assert stall.suggestion.tool == "none"
