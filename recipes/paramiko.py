@@ -114,10 +114,13 @@ class Process:
     def _take(self, n: int, stderr: bool) -> bytes:
         chan, held = self.chan, self._held[stderr]
         if not held:
+            # EOF first: paramiko's thread buffers the last data before it
+            # marks EOF, so data can arrive between the two looks, not after
+            eof = chan.eof_received or chan.closed
             if (chan.recv_stderr_ready if stderr else chan.recv_ready)():
                 return (chan.recv_stderr if stderr else chan.recv)(n)
             self._hold_other(stderr)
-            if chan.eof_received or chan.closed:
+            if eof:
                 return b""
             raise WouldBlock
         data = bytes(held[:n])
