@@ -89,6 +89,26 @@ async def test_multi_host_dsn_whose_first_host_refuses(backend: str, postgres: P
         db.close()
 
 
+async def test_one_wrapper_across_libpqs_socket_swap(backend: str, postgres: Postgres) -> None:
+    # libpq closes the refused socket inside poll() and opens the next one,
+    # here on the same fd number, under a live wrapper of the connection:
+    # the core registers the fd only while a task waits, so the wait after
+    # the swap watches the new socket (before, asyncio and uvloop hung).
+    dead = free_port()
+    dsn = f"host=127.0.0.1,127.0.0.1 port={dead},{postgres.port} user=postgres dbname=postgres"
+    conn = psycopg2.connect(dsn, async_=1)
+    wrapper = Async(conn, nonblocking=False)
+    try:
+        first = conn.fileno()
+        with anyio.fail_after(10):
+            await wrapper.read_with(recipe._step)
+        assert conn.fileno() == first  # the same number, another socket
+        assert conn.info.port == postgres.port
+    finally:
+        wrapper.into_inner()
+        conn.close()
+
+
 async def test_connect_failure_is_an_error(backend: str, postgres: Postgres) -> None:
     with pytest.raises(psycopg2.OperationalError, match="refused"):
         await connect(f"host=127.0.0.1 port={free_port()} user=postgres connect_timeout=5")
