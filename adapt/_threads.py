@@ -228,7 +228,7 @@ def _submit(
     abandon_on_cancel: bool,
 ) -> Job:
     """Hand a call to the pool (or queue it on its limiter); loop thread."""
-    if limiter is not None and not isinstance(limiter, CapacityLimiter):
+    if limiter is not None and not isinstance(limiter, CapacityLimiter):  # pyright: ignore[reportUnnecessaryIsInstance]
         raise TypeError(
             f"limiter must be an adapt.CapacityLimiter (or None), not {type(limiter).__name__}:"
             " make one with CapacityLimiter(n)"
