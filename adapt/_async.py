@@ -35,11 +35,13 @@ file by now, which adapt must not touch.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import socket
 import sys
+import time
 from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Any, Generic, Literal, Self, TypeVar, cast, overload
 
 from ._backends import Reactor, current_backend, running_reactor
 from ._errors import READ, WRITE, ClosedResourceError
@@ -47,6 +49,8 @@ from ._fd import (
     FREE,
     OTHER,
     RETRY,
+    SET_TIMEOUT,
+    WAS_BLOCKING,
     Blocked,
     attempt,
     fd_ident,
@@ -76,6 +80,18 @@ _CS = TypeVar("_CS")
 _CR = TypeVar("_CR")
 
 ExcTypes = type[BaseException] | tuple[type[BaseException], ...]
+#: the readiness to wait for when an op would block (``wait=``)
+Readiness = Literal["readable", "writable"]
+_READINESS: dict[object, int] = {"readable": READ, "writable": WRITE}
+_DIRECTION_NAMES = ("readable", "writable")
+
+#: ``_never`` before the first wait has looked at the fd's access mode
+_UNKNOWN = -2
+#: fruitless wake-ups in a row, and the time they may take at most, that
+#: make a wait a busy loop (see ``Async._spinning``): more than 10,000 a
+#: second, where a socket's or pipe's spurious wake-ups come one at a time
+_SPIN_WAKEUPS = 1024
+_SPIN_SECONDS = 0.1
 
 #: ops in a row that may complete without waiting before the task yields
 #: once to the loop anyway, so a busy wrapper cannot starve the other tasks
@@ -117,6 +133,42 @@ def _shim_for(klass: type) -> type[Async[Any]]:
     return found
 
 
+def _readiness(wait: object) -> int:
+    direction = _READINESS.get(wait)
+    if direction is None:
+        raise ValueError(f"wait= takes 'readable' or 'writable', got {wait!r}")
+    return direction
+
+
+def _never_ready(fd: int) -> int:
+    """The direction ``fd`` can never be ready in, by its access mode, or -1.
+
+    A pipe's read end is never writable (epoll never reports it), a write
+    end never readable: a wait for that would hang forever.
+    """
+    try:
+        access = fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE
+    except OSError:
+        return -1  # closed: the wait reports it
+    if access == os.O_RDONLY:
+        return WRITE
+    if access == os.O_WRONLY:
+        return READ
+    return -1
+
+
+def _never_error(fd: int, direction: int) -> ValueError:
+    mode, name = ("read-only", "writable") if direction == WRITE else ("write-only", "readable")
+    other = _DIRECTION_NAMES[1 - direction]
+    return ValueError(
+        f"fd {fd} is open {mode}: it never becomes {name}, so a wait for that would "
+        f"never end; if the fd only signals that the library may make progress (a "
+        f"pipe's read end, like paramiko's Channel), wait for it to be {other} "
+        f"(write_with/read_with(op, wait={other!r})), or wrap the fd that carries "
+        f"the data"
+    )
+
+
 class Async(AsyncResource, Generic[T]):
     """Make a ``fileno()``-bearing object awaitable, without threads.
 
@@ -151,6 +203,8 @@ class Async(AsyncResource, Generic[T]):
         "_timeout",
         "_budget",
         "_pattern",
+        "_follow",
+        "_never",
         "__weakref__",
     )
 
@@ -164,6 +218,8 @@ class Async(AsyncResource, Generic[T]):
     _timeout: float | None
     _budget: int
     _pattern: int
+    _follow: bool
+    _never: int
 
     # mypy and pyright pick the shim class from these overloads, so
     # ``await Async(sock).recv(10)`` is typed ``bytes``.  The last one returns
@@ -281,38 +337,66 @@ class Async(AsyncResource, Generic[T]):
         self._would_block = would_block
         self._budget = _BUDGET
         self._pattern = initial(obj)
+        self._follow = not isinstance(obj, int)
+        self._never = _UNKNOWN
         self._mode, self._timeout = make_nonblocking(obj, fd, nonblocking)
         return self
 
     # -- the two primitives ------------------------------------------------
 
-    def read_with(self, op: Callable[[T], R]) -> Coroutine[Any, Any, R]:
+    def read_with(
+        self, op: Callable[[T], R], *, wait: Readiness = "readable"
+    ) -> Coroutine[Any, Any, R]:
         """Run ``op(obj)``; while it would block, wait until readable and retry.
 
         ::
 
             n = sock.recv_into(buf)                                   # sync
             n = await a.read_with(lambda s: s.recv_into(buf))         # async
-        """
-        return self._io(op, READ, self._obj)
 
-    def write_with(self, op: Callable[[T], R]) -> Coroutine[Any, Any, R]:
+        ``wait="writable"`` waits for the fd to be writable instead (a
+        :class:`~adapt.WantRead` / :class:`~adapt.WantWrite` raised by the
+        op still picks the direction of that one wait).
+        """
+        if wait == "readable":
+            return self._io(op, READ, self._obj)
+        return self._io(op, READ, self._obj, False, _readiness(wait))
+
+    def write_with(
+        self, op: Callable[[T], R], *, wait: Readiness = "writable"
+    ) -> Coroutine[Any, Any, R]:
         """Run ``op(obj)``; while it would block, wait until writable and retry.
 
         ::
 
             n = os.write(fd, data)                                    # sync
             n = await Async(fd).write_with(lambda fd: os.write(fd, data))
+
+        ``wait="readable"``: the fd's readability is what signals that the op
+        may make progress -- for a library whose fd is a notification fd
+        rather than the connection (zmq's ``FD``, paramiko's pipe), where
+        the fd is always writable or never::
+
+            await Async(fd).write_with(op, wait="readable")
         """
-        return self._io(op, WRITE, self._obj)
+        if wait == "writable":
+            return self._io(op, WRITE, self._obj)
+        return self._io(op, WRITE, self._obj, False, _readiness(wait))
 
     async def _io(
-        self, op: Callable[[Any], R], direction: int, arg: Any, direct: bool = False
+        self,
+        op: Callable[[Any], R],
+        direction: int,
+        arg: Any,
+        direct: bool = False,
+        ready: int = -1,
     ) -> R:
         # ``op(arg)`` is the attempt: ``read_with`` passes the op and the
         # object, a shim a bound method of the object and its one argument
         # (no closure to allocate and keep while parked).  ``direct``: op
         # only moves bytes to or from the kernel's buffer (see _predict).
+        # ``ready``: the readiness to wait for when the op would block, if
+        # not its own ``direction`` (``wait=``).
         # (Few locals: the coroutine lives as long as the task waits, and
         # each one costs 8 bytes per parked task.)
         budget = self._budget - 1
@@ -325,14 +409,18 @@ class Async(AsyncResource, Generic[T]):
             await current_backend().checkpoint()
         wait_first = direct and self._wait_first(direction)
         next_pattern = DONE[direction]
-        want = direction
+        if ready < 0:
+            ready = direction
+        want = ready
+        waits = 0
+        since = 0.0
         while True:
             if self._closed:
                 raise ClosedResourceError("the object is closed")
             if wait_first:
                 wait_first = False
             else:
-                result = attempt(op, arg, direction, self._would_block)
+                result = attempt(op, arg, ready, self._would_block)
                 if type(result) is not Blocked:
                     self._pattern = next_pattern[self._pattern]
                     return result  # type: ignore[no-any-return]
@@ -341,10 +429,10 @@ class Async(AsyncResource, Generic[T]):
                 want = result.direction
             next_pattern = DONE_WAITED[direction]
             self._budget = _BUDGET
-            reactor = self._reactor
-            if reactor is None or not reactor.current():
-                reactor = self._bind()  # first wait, or a new loop
-            await reactor.wait(self._fd, want)
+            waits += 1
+            if not waits % _SPIN_WAKEUPS:
+                since = self._spinning(since, want)
+            await self._reactor_for(want).wait(self._fd, want)
 
     def _wait_first(self, direction: int) -> bool:
         """Whether a direct op should wait before its first attempt (see _predict)."""
@@ -366,10 +454,94 @@ class Async(AsyncResource, Generic[T]):
         """Wait once for readiness in ``direction``; wake-ups may be spurious."""
         if self._closed:
             raise ClosedResourceError("the object is closed")
+        await self._reactor_for(direction).wait(self._fd, direction)
+
+    def _reactor_for(self, direction: int) -> Reactor:
+        """Get ready to wait in ``direction``: the reactor to wait on.
+
+        Follows an object that opened a new fd since the last wait, and
+        refuses a direction the fd can never be ready in.  (A plain function:
+        its frame is gone before the task parks.)
+        """
+        if self._follow:
+            # one fileno() call per wait, about 40 ns: libpq (a multi-host
+            # connect) closes its socket and opens another one
+            try:
+                fd = cast(Any, self._obj).fileno()
+            except (OSError, ValueError):
+                fd = -1  # closed: the wait on the old number reports it
+            if fd != self._fd and fd >= 0:
+                self._moved(fd)
+        never = self._never
+        if never == _UNKNOWN:
+            never = self._never = _never_ready(self._fd)
+        if direction == never:
+            raise _never_error(self._fd, direction)
         reactor = self._reactor
         if reactor is None or not reactor.current():
-            reactor = self._bind()
-        await reactor.wait(self._fd, direction)
+            reactor = self._bind()  # first wait, or a new loop
+        return reactor
+
+    def _moved(self, fd: int) -> None:
+        """The object now has fd ``fd``: wait on that one from now on.
+
+        adapt set no mode on the new fd: the object that opened it chose
+        its mode, and :meth:`into_inner` / :meth:`close` leave that mode as
+        it is.  Tasks waiting on the old number are woken to retry.
+        """
+        ident = fd_ident(fd)  # a regular file gets its error
+        old = self._fd
+        self._fd = fd
+        self._ident = ident
+        self._mode = (self._mode & SET_TIMEOUT) | (WAS_BLOCKING if os.get_blocking(fd) else 0)
+        self._never = _UNKNOWN
+        reactor = self._reactor
+        if reactor is not None and reactor.current():
+            reactor.wake(old)
+
+    def _spinning(self, since: float, direction: int) -> float:
+        """Raise if the last ``_SPIN_WAKEUPS`` wake-ups came too fast to be
+        real readiness; else return the time now, for the next check."""
+        now = time.monotonic()
+        if now - since >= _SPIN_SECONDS:
+            return now
+        raise RuntimeError(
+            f"busy loop: fd {self._fd} was reported {_DIRECTION_NAMES[direction]} "
+            f"{_SPIN_WAKEUPS} times in {(now - since) * 1000:.0f} ms while the op kept "
+            f"saying it would block; the fd's readiness is not the op's (an always-"
+            f"writable notification fd such as zmq's, or data the op does not consume "
+            f"keeps it ready): wait in the direction that signals the op's progress "
+            f"(read_with/write_with(op, wait=...)), or make the op consume what keeps "
+            f"the fd ready"
+        )
+
+    def wake(self) -> None:
+        """Wake every task waiting on this object's fd so that it retries its op.
+
+        All of them -- both directions, through any wrapper of the fd on this
+        loop -- and without closing anything: each runs its op again, and
+        waits again if it still would block.  For an edge-triggered source,
+        whose one notification a task may consume on behalf of another::
+
+            threading.Condition.notify_all()     # sync, roughly
+            a.wake()                             # async
+
+        Call it from the event loop's thread.  A no-op when no task waits.
+        """
+        if self._closed:
+            return
+        reactor = self._reactor
+        if reactor is not None and reactor.current():
+            reactor.wake(self._fd)
+            return
+        if reactor is not None and reactor.alive():
+            raise RuntimeError(
+                "wake() from a thread other than the event loop's: schedule it "
+                "on the loop's thread (e.g. with adapt.Portal)"
+            )
+        here = running_reactor()
+        if here is not None:
+            here.wake(self._fd)  # a wrapper of the same fd may wait here
 
     def _bind(self) -> Reactor:
         """Remember the running loop's reactor; refuse a second live loop."""

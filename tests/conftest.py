@@ -38,6 +38,7 @@ CORE_MODULES = {
     "test_async_lifecycle",
     "test_async_io",
     "test_async_property",
+    "test_async_readiness",
     "test_reliability",
     "test_matrix",
 }

@@ -114,6 +114,16 @@ class _Reactor:
                     del waiting[fd]
                     self._sync(fd)
 
+    def wake(self, fd: int) -> None:
+        readers = self.readers.pop(fd, None)
+        writers = self.writers.pop(fd, None)
+        if readers is None and writers is None:
+            return
+        self._sync(fd)  # nobody waits on fd now: this only removes
+        for fut in (*(readers or ()), *(writers or ())):
+            if not fut.done():
+                fut.set_result(None)
+
     def notify_closing(self, fd: int) -> None:
         readers = self.readers.pop(fd, None)
         writers = self.writers.pop(fd, None)

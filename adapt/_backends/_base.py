@@ -53,6 +53,15 @@ class Reactor(Protocol):
         """
         ...
 
+    def wake(self, fd: int) -> None:
+        """Wake every task waiting on ``fd``, in both directions, to retry.
+
+        The waits return as if the fd were ready (a spurious wake-up); their
+        registrations are dropped as after readiness.  Nothing is closed.
+        Loop thread only.
+        """
+        ...
+
     def notify_closing(self, fd: int) -> None:
         """Wake every task waiting on ``fd`` with ClosedResourceError, deregister.
 

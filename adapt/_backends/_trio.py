@@ -111,7 +111,7 @@ class _Reactor:
     """Per-run state.  ``owner`` makes the per-wait "is this still my run?"
     test an attribute read instead of a trio API call."""
 
-    __slots__ = ("io", "owner", "token", "leading", "followers")
+    __slots__ = ("io", "owner", "token", "leading", "followers", "scopes")
 
     def __init__(self, token: trio.lowlevel.TrioToken) -> None:
         self.token = token
@@ -123,6 +123,9 @@ class _Reactor:
         #: ``fd * 2 + direction`` -> the tasks parked behind the leader
         #: (only while there are some)
         self.followers: dict[int, list[trio.lowlevel.Task]] = {}
+        #: ``fd * 2 + direction`` -> the cancel scope around a leader's wait
+        #: on the public API (no fast path), which :meth:`wake` cancels
+        self.scopes: dict[int, trio.CancelScope] = {}
         #: the run's thread while the run lasts, then None
         self.owner: int | None = get_ident()
         trio.lowlevel.spawn_system_task(self._outlive, name="adapt run watcher")
@@ -153,7 +156,14 @@ class _Reactor:
         try:
             io = self.io
             if io is None:
-                await (_wait_readable(fd) if direction == READ else _wait_writable(fd))
+                # trio cannot wake a wait_readable without closing the fd:
+                # :meth:`wake` cancels this scope instead (off the fast path)
+                scope = self.scopes[fd * 2 + direction] = trio.CancelScope()
+                try:
+                    with scope:
+                        await (_wait_readable(fd) if direction == READ else _wait_writable(fd))
+                finally:
+                    del self.scopes[fd * 2 + direction]
             else:
                 # the fast path: what wait_readable does, in one frame (see
                 # the module docstring).  If the registration fails (a bad
@@ -191,6 +201,26 @@ class _Reactor:
             if self.followers:
                 for task in self.followers.pop(fd * 2 + direction, ()):
                     _reschedule(task)
+
+    def wake(self, fd: int) -> None:
+        bits = self.leading.get(fd, 0)
+        for direction, name in ((READ, "read_task"), (WRITE, "write_task")):
+            for task in self.followers.pop(fd * 2 + direction, ()):
+                _reschedule(task)
+            if not bits & (1 << direction):
+                continue
+            io = self.io
+            if io is None:
+                self.scopes[fd * 2 + direction].cancel()
+                continue
+            # the fast path parked the leader itself (``_park``), so it may
+            # wake it itself: what trio does on readiness, minus the event
+            waiters = io._registered.get(fd)
+            task = None if waiters is None else getattr(waiters, name)
+            if task is not None:  # else readiness or a cancellation woke it already
+                setattr(waiters, name, None)
+                io._update_registrations(fd)
+                _reschedule(task)
 
     def _abort(self, fd: int, name: str, _: object) -> trio.lowlevel.Abort:
         # called by trio's run loop for the registered task, when cancelled
