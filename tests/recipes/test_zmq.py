@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
 
 import anyio
 import pytest
@@ -180,10 +181,11 @@ def _at_high_water_mark(ctx: zmq.Context[zmq.Socket[bytes]]) -> tuple[Socket, So
     return push, pull
 
 
-async def test_plain_write_with_spins_at_the_high_water_mark(
+async def test_plain_write_with_at_the_high_water_mark_is_a_busy_loop_error(
     backend: str, ctx: zmq.Context[zmq.Socket[bytes]]
 ) -> None:
-    # What the recipe fixes: zmq.FD is always writable (an eventfd).
+    # What the recipe avoids: zmq.FD is always writable (an eventfd), so a
+    # plain write_with would spin; adapt stops it with a clear error.
     push, pull = _at_high_water_mark(ctx)
     plain = Async(push.sock.getsockopt(zmq.FD), nonblocking=False, would_block=zmq.Again)
     attempts = 0
@@ -194,12 +196,47 @@ async def test_plain_write_with_spins_at_the_high_water_mark(
         push.sock.send(b"x", zmq.NOBLOCK)
 
     try:
-        with anyio.move_on_after(0.5):
+        with anyio.fail_after(10), pytest.raises(RuntimeError, match="busy loop"):
             while True:
                 await plain.write_with(send)
-        assert attempts > 1000  # a busy loop, not a wait
+        assert attempts > 1000  # it was spinning
     finally:
         plain.into_inner()
+        push.close(0)
+        pull.close(0)
+
+
+class _CountingSocket(zmq.Socket[bytes]):
+    """A zmq socket that counts its send attempts."""
+
+    sends = 0
+
+    def send(self, *args: Any, **kwargs: Any) -> Any:
+        type(self).sends += 1
+        return super().send(*args, **kwargs)
+
+
+async def test_send_at_the_high_water_mark_makes_few_attempts(
+    backend: str, ctx: zmq.Context[zmq.Socket[bytes]]
+) -> None:
+    _CountingSocket.sends = 0
+    pull = Socket(ctx.socket(zmq.PULL))
+    pull.sock.setsockopt(zmq.RCVHWM, 1)
+    pull.sock.bind("inproc://hwm-count")
+    push = Socket(ctx.socket(zmq.PUSH, socket_class=_CountingSocket))
+    push.sock.setsockopt(zmq.SNDHWM, 1)
+    push.sock.connect("inproc://hwm-count")
+    try:
+        sent = 0
+        with anyio.move_on_after(0.5):
+            while True:
+                await push.send(b"%d" % sent)
+                sent += 1
+        # one attempt per message that went, and a few for the one that waits
+        assert _CountingSocket.sends <= sent + 3
+        with anyio.fail_after(10):
+            assert await pull.recv() == b"0"
+    finally:
         push.close(0)
         pull.close(0)
 
@@ -262,3 +299,16 @@ async def test_many_receivers_on_one_socket(
     finally:
         push.close(0)
         pull.close(0)
+
+
+def test_a_socket_opens_no_fd_of_its_own(ctx: zmq.Context[zmq.Socket[bytes]]) -> None:
+    import os
+
+    raw = ctx.socket(zmq.DEALER)
+    raw.getsockopt(zmq.FD)  # libzmq's own fd exists before the recipe wraps it
+    before = len(os.listdir("/proc/self/fd"))
+    sock = Socket(raw)
+    try:
+        assert len(os.listdir("/proc/self/fd")) == before
+    finally:
+        sock.close(0)
