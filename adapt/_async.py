@@ -432,7 +432,17 @@ class Async(AsyncResource, Generic[T]):
             waits += 1
             if not waits % _SPIN_WAKEUPS:
                 since = self._spinning(since, want)
-            await self._reactor_for(want).wait(self._fd, want)
+            reactor = self._reactor
+            if (
+                reactor is None
+                or not reactor.current()
+                or want == self._never
+                # about 40 ns a wait (a C call): follow an object that
+                # opened a new fd (libpq's multi-host connect does)
+                or (self._follow and self._obj.fileno() != self._fd)  # type: ignore[attr-defined]
+            ):
+                reactor = self._reactor_for(want)
+            await reactor.wait(self._fd, want)
 
     def _wait_first(self, direction: int) -> bool:
         """Whether a direct op should wait before its first attempt (see _predict)."""
@@ -461,11 +471,10 @@ class Async(AsyncResource, Generic[T]):
 
         Follows an object that opened a new fd since the last wait, and
         refuses a direction the fd can never be ready in.  (A plain function:
-        its frame is gone before the task parks.)
+        its frame is gone before the task parks; ``_io`` calls it only when
+        one of these, or the binding to the running loop, needs work.)
         """
         if self._follow:
-            # one fileno() call per wait, about 40 ns: libpq (a multi-host
-            # connect) closes its socket and opens another one
             try:
                 fd = cast(Any, self._obj).fileno()
             except (OSError, ValueError):

@@ -14,7 +14,10 @@ recipe's buffer, because while it sits in paramiko's buffer the pipe stays
 readable and a stdout read would spin on stderr-only output.  Writes send
 what the window allows in the task; a full window is waited for in a worker
 thread (``chan.send`` blocks until the server opens the window: the pipe
-never says so).  The channel is wrapped with ``nonblocking=False``: it has
+never says so).  ``write_with`` on the channel is no alternative: adapt
+refuses a wait for a read-only pipe to become writable, and
+``write_with(op, wait="readable")`` would wake only when output arrives,
+not when the window opens.  The channel is wrapped with ``nonblocking=False``: it has
 ``settimeout()`` but is no socket, and a timeout of 0 would make paramiko's
 blocking calls in other threads fail at once.
 
