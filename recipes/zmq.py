@@ -63,9 +63,12 @@ SUMMARY = "ZeroMQ sockets (pyzmq) from async code, many tasks per socket, withou
 
 R = TypeVar("R")
 _RECV, _SEND = 0, 1
-_FLAG = (zmq.POLLIN, zmq.POLLOUT)
-_NOBLOCK = zmq.NOBLOCK
-_EVENTS = zmq.EVENTS
+# plain ints: pyzmq's constants are enum flags, and ``|`` / ``&`` on those
+# run Python code in the enum module (a few us a round trip, by cProfile)
+_POLLIN, _POLLOUT = int(zmq.POLLIN), int(zmq.POLLOUT)
+_FLAG = (_POLLIN, _POLLOUT)
+_NOBLOCK = int(zmq.NOBLOCK)
+_EVENTS = int(zmq.EVENTS)
 
 
 class Socket:
@@ -102,36 +105,47 @@ class Socket:
     def _kick(self, events: int) -> None:
         """Wake the parked tasks if a direction they wait for is ready."""
         parked = self._parked
-        if (events & zmq.POLLIN and parked[_RECV]) or (events & zmq.POLLOUT and parked[_SEND]):
+        if (events & _POLLIN and parked[_RECV]) or (events & _POLLOUT and parked[_SEND]):
             self._async.wake()
 
     async def _io(self, direction: int, call: Callable[[], R]) -> R:
         parked = False
         getsockopt = self.sock.getsockopt
+        flag = _FLAG[direction]
+        # A receive looks at EVENTS before it tries: a receive that would
+        # block costs pyzmq a zmq.Again built in Python (its __init__ asks
+        # for the error text), several times what reading EVENTS costs; a
+        # send usually goes through, and tries first.
+        look_first = direction == _RECV
 
         def op(_fd: int) -> R:
             nonlocal parked
             if parked:  # woken: no longer parked
                 parked = False
                 self._parked[direction] -= 1
+            # reading EVENTS processes libzmq's commands (and clears
+            # zmq.FD): what it says then is all the signal there is
+            events = cast(int, getsockopt(_EVENTS)) if look_first else flag
             while True:
-                try:
-                    result = call()
-                except zmq.Again:
-                    # reading EVENTS processes libzmq's commands (and clears
-                    # zmq.FD): what it says now is all the signal there is
+                if events & flag:
+                    try:
+                        result = call()
+                    except zmq.Again:
+                        pass
+                    else:
+                        if self._parked[0] or self._parked[1]:
+                            # the call may have taken the signal a parked
+                            # task needed
+                            self._kick(cast(int, getsockopt(_EVENTS)))
+                        return result
                     events = cast(int, getsockopt(_EVENTS))
-                    if events & _FLAG[direction]:
+                    if events & flag:
                         continue  # became ready meanwhile: no wait
-                    if self._parked[0] or self._parked[1]:
-                        self._kick(events)
-                    parked = True
-                    self._parked[direction] += 1
-                    raise WouldBlock from None
                 if self._parked[0] or self._parked[1]:
-                    # this call may have taken the signal a parked task needed
-                    self._kick(cast(int, getsockopt(_EVENTS)))
-                return result
+                    self._kick(events)
+                parked = True
+                self._parked[direction] += 1
+                raise WouldBlock
 
         try:
             if direction == _RECV:
