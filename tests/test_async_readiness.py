@@ -40,7 +40,7 @@ async def _until(predicate: object, limit: float = 5.0) -> None:
 
 
 async def test_wake_makes_waiters_retry_without_closing(backend: str) -> None:
-    with socketpair() as (a, b):
+    with socketpair() as (a, _b):
         a.setblocking(False)
         fill(a)  # a's writes would block too
         wrapper = Async(a)
@@ -63,7 +63,8 @@ async def test_wake_makes_waiters_retry_without_closing(backend: str) -> None:
             # (a wake-up may be followed by a spurious one: >= 2)
             await _until(lambda: min(reader.attempts, writer.attempts, third.attempts) >= 2)
             await anyio.sleep(0.05)
-            assert not wrapper.closed and results == []  # they wait again
+            assert not wrapper.closed
+            assert results == []  # they wait again
 
             reader.open = writer.open = third.open = True
             wrapper.wake()
@@ -161,7 +162,7 @@ async def test_write_wait_on_a_read_only_fd_is_refused(backend: str) -> None:
 
 
 async def test_read_wait_on_a_write_only_fd_is_refused(backend: str) -> None:
-    with pipe() as (r, w):
+    with pipe() as (_r, w):
         wrapper = Async(w)
         with anyio.fail_after(5), pytest.raises(ValueError, match="write-only"):
             await wrapper.read_with(_Counted())
@@ -187,7 +188,7 @@ async def test_a_write_wait_on_an_always_writable_fd_is_a_clear_error(backend: s
 
 async def test_spurious_wakeups_at_a_slow_pace_are_no_busy_loop(backend: str) -> None:
     # a task that is woken often but not in a tight loop keeps waiting
-    with socketpair() as (a, b):
+    with socketpair() as (a, _b):
         wrapper = Async(a)
         op = _Counted()
         async with anyio.create_task_group() as tg:
@@ -243,9 +244,7 @@ class _Reconnecting:
 
 
 @pytest.mark.parametrize("reuse_number", [False, True])
-async def test_an_object_whose_fileno_changes_is_followed(
-    backend: str, reuse_number: bool
-) -> None:
+async def test_an_object_whose_fileno_changes_is_followed(backend: str, reuse_number: bool) -> None:
     conn = _Reconnecting()
     try:
         wrapper = Async(conn, nonblocking=False)

@@ -216,11 +216,11 @@ class _Reactor:
             # the fast path parked the leader itself (``_park``), so it may
             # wake it itself: what trio does on readiness, minus the event
             waiters = io._registered.get(fd)
-            task = None if waiters is None else getattr(waiters, name)
-            if task is not None:  # else readiness or a cancellation woke it already
+            leader = None if waiters is None else getattr(waiters, name)
+            if leader is not None:  # else readiness or a cancellation woke it already
                 setattr(waiters, name, None)
                 io._update_registrations(fd)
-                _reschedule(task)
+                _reschedule(leader)
 
     def _abort(self, fd: int, name: str, _: object) -> trio.lowlevel.Abort:
         # called by trio's run loop for the registered task, when cancelled

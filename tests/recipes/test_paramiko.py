@@ -134,7 +134,7 @@ async def test_plain_write_with_on_the_channel_is_refused(backend: str, sshd: Ss
 
         try:
             chan.exec_command("sleep 0.3; cat > /dev/null")
-            with anyio.fail_after(10), pytest.raises(ValueError, match="read-only") as info:
+            with anyio.fail_after(10), pytest.raises(ValueError, match="read-only") as info:  # noqa: PT012
                 while True:
                     await plain.write_with(send)
             assert "wait='readable'" in str(info.value)

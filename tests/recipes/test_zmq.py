@@ -196,7 +196,7 @@ async def test_plain_write_with_at_the_high_water_mark_is_a_busy_loop_error(
         push.sock.send(b"x", zmq.NOBLOCK)
 
     try:
-        with anyio.fail_after(10), pytest.raises(RuntimeError, match="busy loop"):
+        with anyio.fail_after(10), pytest.raises(RuntimeError, match="busy loop"):  # noqa: PT012
             while True:
                 await plain.write_with(send)
         assert attempts > 1000  # it was spinning

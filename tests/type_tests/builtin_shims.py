@@ -80,6 +80,9 @@ async def positive(
     g = Async(w)
     assert_type(g, Async[Widget])
     assert_type(await g.read_with(lambda widget: widget.fileno()), int)
+    assert_type(await g.read_with(lambda widget: widget.fileno(), wait="writable"), int)
+    assert_type(await g.write_with(lambda widget: widget.fileno(), wait="readable"), int)
+    assert_type(g.wake(), None)
 
 
 async def negative(
@@ -88,6 +91,7 @@ async def negative(
     conn: multiprocessing.connection.Connection[int, str],
     w: Widget,
 ) -> None:
+    await Async(w).read_with(lambda widget: widget.fileno(), wait="read")  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
     a = Async(sock)
     await a.read(10)  # type: ignore[attr-defined]  # pyright: ignore[reportAttributeAccessIssue, reportUnknownMemberType]
     await a.recieve(10)  # type: ignore[attr-defined]  # pyright: ignore[reportAttributeAccessIssue, reportUnknownMemberType]
