@@ -430,7 +430,9 @@ class Async(AsyncResource, Generic[T]):
             next_pattern = DONE_WAITED[direction]
             self._budget = _BUDGET
             waits += 1
-            if not waits % _SPIN_WAKEUPS:
+            if not waits % _SPIN_WAKEUPS and want == WRITE:
+                # (writes only: a read whose op re-tests a condition on each
+                # wake-up of a readable fd is a documented pattern)
                 since = self._spinning(since, want)
             reactor = self._reactor
             if (
@@ -518,10 +520,8 @@ class Async(AsyncResource, Generic[T]):
             f"busy loop: fd {self._fd} was reported {_DIRECTION_NAMES[direction]} "
             f"{_SPIN_WAKEUPS} times in {(now - since) * 1000:.0f} ms while the op kept "
             f"saying it would block; the fd's readiness is not the op's (an always-"
-            f"writable notification fd such as zmq's, or data the op does not consume "
-            f"keeps it ready): wait in the direction that signals the op's progress "
-            f"(read_with/write_with(op, wait=...)), or make the op consume what keeps "
-            f"the fd ready"
+            f"writable notification fd such as zmq's): wait in the direction that "
+            f"signals the op's progress (write_with(op, wait='readable'))"
         )
 
     def wake(self) -> None:
