@@ -11,29 +11,23 @@ the recipe raises :class:`adapt.WantRead` / :class:`adapt.WantWrite` for
 them, so ``Async(conn).read_with`` waits in the direction libpq asks for.
 :func:`connect` waits on a fresh wrapper of ``conn.fileno()`` for each step:
 with a multi-host DSN libpq closes its socket mid-connect and opens another,
-often on the same fd number, which one long-lived registration would never
-see.  :class:`Database` runs queries (``execute``, ``fetchall``) and turns
-``LISTEN`` into an async iterator (``notifications``).  A query whose task
-is cancelled (``asyncio.timeout``, ``task.cancel()``, a trio cancel scope)
-is cancelled on the server too: ``conn.cancel()``, then the result is
-drained, so the connection stays usable and the server stops working on it.
-psycopg2 refuses ``COPY`` on asynchronous connections (``copy_expert``
-raises; a ``COPY`` run with ``execute`` leaves the connection stuck), so
-:meth:`Database.copy_expert` runs it on a second, ordinary connection in a
-worker thread (:func:`adapt.run_sync`), with psycopg2's own
-``copy_expert``.
+often on the same fd number.  :class:`Database` runs queries (``execute``,
+``fetchall``), turns ``LISTEN`` into an async iterator (``notifications``)
+and cancels a query on the server when its task is cancelled
+(``conn.cancel()``, then a drain, so the connection stays usable).
+psycopg2 refuses ``COPY`` on asynchronous connections, so
+:meth:`Database.copy_expert` runs psycopg2's own ``copy_expert`` on a
+second, ordinary connection in a worker thread (:func:`adapt.run_sync`).
 
-Caveats: a ``COPY`` runs in a session of its own: it does not see the
-async connection's uncommitted changes or ``TEMP`` tables, and it commits
-at once.  The file is read or written in the worker thread; a cancelled
-copy runs to its end first (a blocking ``copy_expert`` cannot be
-interrupted), then the cancellation goes on.  ``with conn:`` transactions
-and ``executemany`` are refused on asynchronous connections too.  The
-cleanup after a cancellation blocks the loop for up to ``cancel_timeout``
-seconds (default 5): ``PQcancel`` is a blocking call, and the drain must
-finish before the cancellation propagates; a server that does not answer in
-time gets its connection closed.  Autocommit is always on (psycopg2's rule
-for async connections): run ``BEGIN`` / ``COMMIT`` yourself.
+Caveats: that ``COPY`` runs in a session of its own (it does not see the
+async connection's uncommitted changes or ``TEMP`` tables, and commits at
+once), and once started it runs to its end even if its task is cancelled.
+``with conn:`` transactions and ``executemany`` are refused on asynchronous
+connections.  The cleanup after a cancellation blocks the loop for up to
+``cancel_timeout`` seconds (default 5): ``PQcancel`` is a blocking call, and
+the drain must finish before the cancellation propagates; a server that does
+not answer in time gets its connection closed.  Autocommit is always on
+(psycopg2's rule for async connections): run ``BEGIN`` / ``COMMIT`` yourself.
 
 Example::
 
@@ -167,7 +161,6 @@ class Database:
         self.connect_blocking = connect_blocking
         # libpq keeps its socket non-blocking itself: adapt must not touch it
         self._wrapper = Async(conn, nonblocking=False)
-        self._rows = conn.cursor()  # fetchall's: its rows are read at once
 
     async def execute(self, sql: str, params: Any = None) -> ext.cursor:
         """Run one statement; returns the cursor with its results::
@@ -175,19 +168,10 @@ class Database:
         cur.execute(sql, params)                 # sync
         cur = await db.execute(sql, params)      # async
         """
-        cursor = self.conn.cursor()
-        await self._run(cursor, sql, params)
-        return cursor
-
-    async def fetchall(self, sql: str, params: Any = None) -> list[tuple[Any, ...]]:
-        """``execute`` then ``fetchall()`` (the rows are already here)."""
-        await self._run(self._rows, sql, params)
-        return self._rows.fetchall()
-
-    async def _run(self, cursor: ext.cursor, sql: str, params: Any) -> None:
         if type(sql) is str and sql.lstrip()[:4].upper() == "COPY":
-            # libpq would wait for COPY data that psycopg2 cannot send
+            # psycopg2 would send it, then could neither feed nor drain it
             raise psycopg2.ProgrammingError("COPY on an async connection: use db.copy_expert()")
+        cursor = self.conn.cursor()
         cursor.execute(sql, params)
         try:
             await self._wrapper.read_with(_step)
@@ -195,6 +179,11 @@ class Database:
             if self.conn.isexecuting():
                 self._cancel()  # cancelled mid-query: stop it on the server too
             raise
+        return cursor
+
+    async def fetchall(self, sql: str, params: Any = None) -> list[tuple[Any, ...]]:
+        """``execute`` then ``fetchall()`` (the rows are already here)."""
+        return (await self.execute(sql, params)).fetchall()
 
     async def copy_expert(self, sql: str, file: Any, size: int = 8192) -> int:
         """``COPY ... FROM STDIN`` (reads ``file``) or ``COPY ... TO STDOUT``
