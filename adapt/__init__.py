@@ -14,6 +14,7 @@ from ._asyncify import AsyncClass as AsyncClass
 from ._asyncify import AsyncObject as AsyncObject
 from ._asyncify import asyncify as asyncify
 from ._buffered import BufferedStream as BufferedStream
+from ._cancel import on_cancel as on_cancel
 from ._buffered import IncompleteReadError as IncompleteReadError
 from ._buffered import LimitOverrunError as LimitOverrunError
 from ._channel import ChannelFull as ChannelFull
@@ -68,6 +69,7 @@ __all__ = [
     "WantRead",
     "WantWrite",
     "WouldBlock",
+    "on_cancel",
     "Shim",
     "reads",
     "writes",
