@@ -55,6 +55,7 @@ from ._fd import (
     make_nonblocking,
     refuse_buffered,
     restore_mode,
+    unknown_mode_error,
 )
 from ._predict import DONE, DONE_WAITED, START, initial
 from ._resource import AsyncResource
@@ -134,8 +135,15 @@ class Async(AsyncResource, Generic[T]):
     Args:
         obj: a socket, pipe, pty, inotify/eventfd object... or an int fd.
         nonblocking: put the fd in non-blocking mode (restored by
-            :meth:`into_inner` and :meth:`close`).  Pass False only when every
-            op is non-blocking by itself (e.g. reads with ``timeout=0``).
+            :meth:`into_inner` and :meth:`close`) -- for a ``socket.socket``
+            with ``settimeout(0.0)``, for anything else with ``O_NONBLOCK``.
+            Pass False when every op is non-blocking by itself (reads with
+            ``timeout=0``, a library that manages its fd's mode).  The
+            default changes modes only for kinds adapt knows (sockets
+            including ``ssl.SSLSocket``, ``io.FileIO``, int fds, the
+            ``multiprocessing`` connections, registered shims: see
+            :ref:`mode-policy`); for any other object the choice is the
+            caller's, and leaving it out is a ``TypeError`` that names it.
         would_block: the library's own "would block" exception type(s), such
             as ``zmq.Again`` or ``TimeoutError``.
     """
@@ -210,6 +218,8 @@ class Async(AsyncResource, Generic[T]):
             kind = type(cast(object, obj))
             klass = _RESOLVED.get(kind) or _shim_for(kind)
         if nonblocking is None:
+            if klass is Async and not isinstance(obj, int):
+                raise unknown_mode_error(obj)  # a kind adapt knows nothing of
             nonblocking = klass not in _BLOCKING_SHIMS
         elif not isinstance(nonblocking, bool):  # pyright: ignore[reportUnnecessaryIsInstance]
             raise TypeError(f"nonblocking= takes True or False, got {nonblocking!r}")

@@ -12,6 +12,9 @@ read (``os.eventfd_read`` on a zero counter, ``os.read`` on a timer that has
 not expired or a signalfd with no pending signal), which is adapt's own: the
 reads run in ``read_with`` and wait until the fd is readable.
 
+Mode: the fds are created non-blocking and wrapped as int fds, a kind
+adapt knows (it would set ``O_NONBLOCK`` itself).
+
 Caveats: a signalfd only sees a signal that *every* thread of the process
 blocks; a thread that does not block it takes the signal instead (for
 SIGUSR1 that ends the process).  A new thread inherits its creator's mask, so

@@ -16,6 +16,9 @@ on the non-blocking fd: each ``os.readv`` / ``os.writev`` that raises
 ``BlockingIOError`` waits in ``read_with`` / ``write_with``.  The other end
 can be a plain blocking ``Connection`` in another process.
 
+Mode: the connection's int fd and the listener's and client's sockets are
+kinds adapt knows: they are made non-blocking (restored by ``into_inner()``).
+
 Caveats: while a :class:`Conn` holds it, do not use the ``Connection``
 itself (its fd is non-blocking; :meth:`Conn.into_inner` gives it back
 blocking).  A cancelled ``recv`` keeps the part received and the next one

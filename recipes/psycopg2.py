@@ -18,6 +18,9 @@ is cancelled (``asyncio.timeout``, ``task.cancel()``, a trio cancel scope)
 is cancelled on the server too: ``conn.cancel()``, then the result is
 drained, so the connection stays usable and the server stops working on it.
 
+Mode: a psycopg2 connection is no kind adapt knows, and libpq keeps its
+socket non-blocking itself: the recipe wraps it with ``nonblocking=False``.
+
 Caveats: psycopg2 refuses ``COPY``, ``with conn:`` transactions and
 ``executemany`` on asynchronous connections -- use a second, ordinary
 connection in a worker thread (:func:`adapt.run_sync`) for those.  The

@@ -18,6 +18,10 @@ pidfd (``waitid(P_PIDFD, WNOHANG | WNOWAIT)`` returning ``None`` is the
 would-block), and only then reaped by the owner (``Popen`` / ``isalive()``),
 which no longer blocks.
 
+Mode: the pty master is an int fd (a kind adapt knows), made non-blocking
+by ``Async``; the pidfd is wrapped with ``nonblocking=False`` (``waitid``
+with ``WNOHANG`` never blocks).
+
 Caveats: timeouts are the caller's (``asyncio.timeout``,
 ``trio.move_on_after``); a cancelled ``expect`` keeps everything it read.
 :meth:`Pty.spawn` gives the child no controlling terminal (no job control,

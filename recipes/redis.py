@@ -20,6 +20,9 @@ cancellation goes on: it reads the replies still due (for at most
 server gives the wait up and leaves the item for others.  A command that
 fails in transit drops its connection too; the next command reconnects.
 
+Mode: ``nonblocking=False``, although redis-py's ``conn._sock`` is a
+``socket.socket`` whose mode adapt would change by default (see Caveats).
+
 Caveats: the socket stays in blocking mode, because redis-py's connection
 breaks in non-blocking mode ("Error while reading from socket"), so the
 recipe wraps it with ``nonblocking=False``: a reply that has begun to

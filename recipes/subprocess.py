@@ -15,6 +15,10 @@ too (``pidfd_send_signal``), so they cannot hit a recycled pid.
 one task (an epoll set of the three pipes, itself awaited), so a large input
 cannot deadlock against a child that writes as it reads.
 
+Mode: the pipes (unbuffered ``io.FileIO``) are kinds adapt knows and are
+made non-blocking; the pidfd and the epoll set are wrapped with
+``nonblocking=False`` (their ops never block).
+
 Caveats: pipes are unbuffered (``bufsize=0``): a default ``Popen`` pipe is a
 ``BufferedReader`` whose ``read1()`` returns ``b""`` before data arrives, which
 looks like the end.  Text mode is not offered: decode the lines.  The
