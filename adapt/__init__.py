@@ -14,9 +14,9 @@ from ._asyncify import AsyncClass as AsyncClass
 from ._asyncify import AsyncObject as AsyncObject
 from ._asyncify import asyncify as asyncify
 from ._buffered import BufferedStream as BufferedStream
-from ._cancel import on_cancel as on_cancel
 from ._buffered import IncompleteReadError as IncompleteReadError
 from ._buffered import LimitOverrunError as LimitOverrunError
+from ._cancel import on_cancel as on_cancel
 from ._channel import ChannelFull as ChannelFull
 from ._channel import Overflow as Overflow
 from ._channel import Receiver as Receiver

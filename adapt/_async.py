@@ -118,6 +118,13 @@ def _shim_for(klass: type) -> type[Async[Any]]:
     return found
 
 
+def _unknown_kind(klass: type[Async[Any]], obj: object) -> bool:
+    """Whether ``obj`` is of a kind whose mode adapt does not change by
+    default: no shim class maps to it (sockets, ``io.FileIO``, connections
+    and user shims have one) and it is no int fd."""
+    return klass is Async and not isinstance(obj, int)
+
+
 class Async(AsyncResource, Generic[T]):
     """Make a ``fileno()``-bearing object awaitable, without threads.
 
@@ -218,8 +225,8 @@ class Async(AsyncResource, Generic[T]):
             kind = type(cast(object, obj))
             klass = _RESOLVED.get(kind) or _shim_for(kind)
         if nonblocking is None:
-            if klass is Async and not isinstance(obj, int):
-                raise unknown_mode_error(obj)  # a kind adapt knows nothing of
+            if _unknown_kind(klass, obj):
+                raise unknown_mode_error(obj)
             nonblocking = klass not in _BLOCKING_SHIMS
         elif not isinstance(nonblocking, bool):  # pyright: ignore[reportUnnecessaryIsInstance]
             raise TypeError(f"nonblocking= takes True or False, got {nonblocking!r}")

@@ -78,7 +78,7 @@ class on_cancel:
                 f"on_cancel() takes an async function to call, not {type(cleanup).__name__!r}"
                 " (pass the function, not a coroutine: on_cancel(fn), not on_cancel(fn()))"
             )
-        if isinstance(timeout, bool) or not isinstance(timeout, int | float):
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float):  # pyright: ignore[reportUnnecessaryIsInstance]
             raise TypeError(f"timeout must be a number of seconds, not {type(timeout).__name__!r}")
         if not timeout > 0:
             raise ValueError(f"timeout must be > 0 seconds, not {timeout!r}")
@@ -97,9 +97,12 @@ class on_cancel:
         if exc is None or not is_cancellation(exc):
             return False
         failure = await _protected(self._cleanup, self._timeout)
-        if failure is not None and not isinstance(failure, Exception | BaseExceptionGroup):
-            if not is_cancellation(failure):
-                raise failure  # KeyboardInterrupt, SystemExit: never hidden
+        if (
+            failure is not None
+            and not isinstance(failure, Exception | BaseExceptionGroup)
+            and not is_cancellation(failure)
+        ):
+            raise failure  # KeyboardInterrupt, SystemExit: never hidden
         if failure is not None and exc.__context__ is None:
             exc.__context__ = failure
         return False  # the cancellation propagates, unchanged

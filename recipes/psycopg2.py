@@ -28,8 +28,9 @@ cancellation propagates once the clean-up has ended, at most
 ``cancel_timeout`` seconds (default 5) later: the clean-up runs under
 :class:`adapt.on_cancel`, so the loop keeps running meanwhile (``PQcancel``,
 a blocking call, goes to a worker thread, and the drain waits like a query);
-a server that does not answer in time gets its connection closed.  Autocommit is always on (psycopg2's rule
-for async connections): run ``BEGIN`` / ``COMMIT`` yourself.
+a server that does not answer in time gets its connection closed.
+Autocommit is always on (psycopg2's rule for async connections): run
+``BEGIN`` / ``COMMIT`` yourself.
 
 Example::
 

@@ -65,8 +65,20 @@ SUMMARY = "Redis commands, pipelines and pub/sub with redis-py, without a thread
 
 #: commands the server may hold without an answer (a cancelled one is not drained)
 _BLOCKING = frozenset(
-    "BLPOP BRPOP BRPOPLPUSH BLMOVE BLMPOP BZPOPMIN BZPOPMAX BZMPOP XREAD XREADGROUP WAIT WAITAOF"
-    .split()
+    [
+        "BLPOP",
+        "BRPOP",
+        "BRPOPLPUSH",
+        "BLMOVE",
+        "BLMPOP",
+        "BZPOPMIN",
+        "BZPOPMAX",
+        "BZMPOP",
+        "XREAD",
+        "XREADGROUP",
+        "WAIT",
+        "WAITAOF",
+    ]
 )
 
 

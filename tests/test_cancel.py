@@ -84,7 +84,8 @@ async def test_deadline_cancels_the_cleanup(backend: str) -> None:
     with anyio.move_on_after(0.05):
         await _cancelled_body(cleanup, timeout=0.1)
     assert time.monotonic() - start < 2
-    assert cleanup.cut_short == 1 and cleanup.finished == 0
+    assert cleanup.cut_short == 1
+    assert cleanup.finished == 0
     await _nothing_strikes_later()
 
 
@@ -110,14 +111,16 @@ async def test_trio_cancel_scope(backend: str) -> None:
     cleanup = Cleanup(0.1)
     with trio.move_on_after(0.05) as scope:
         await _cancelled_body(cleanup)
-    assert scope.cancelled_caught and cleanup.finished == 1
+    assert scope.cancelled_caught
+    assert cleanup.finished == 1
     # an outer scope cancelled during the clean-up does not cut it short
     cleanup = Cleanup(0.2)
     with trio.move_on_after(0.15) as outer:
         with trio.move_on_after(0.05):
             await _cancelled_body(cleanup)
         await trio.sleep(10)
-    assert outer.cancelled_caught and cleanup.finished == 1
+    assert outer.cancelled_caught
+    assert cleanup.finished == 1
 
 
 @ASYNCIO
@@ -135,10 +138,14 @@ async def test_asyncio_timeout_raises_timeout_error_in_scope(backend: str) -> No
 @ASYNCIO
 async def test_asyncio_nested_timeouts_expiring_during_the_cleanup(backend: str) -> None:
     cleanup = Cleanup(0.3)
+    outer = asyncio.timeout(0.15)
+
+    async def nested() -> None:
+        async with outer, asyncio.timeout(0.05):
+            await _cancelled_body(cleanup)
+
     with pytest.raises(TimeoutError):
-        async with asyncio.timeout(0.15) as outer:
-            async with asyncio.timeout(0.05):
-                await _cancelled_body(cleanup)
+        await nested()
     assert outer.expired()  # the outer scope's TimeoutError, counted right
     assert cleanup.finished == 1
     await _nothing_strikes_later()
@@ -164,7 +171,8 @@ async def test_asyncio_task_cancel_once_and_twice(backend: str) -> None:
             await asyncio.sleep(0.02)  # the later ones land during the clean-up
         with pytest.raises(asyncio.CancelledError):
             await task
-        assert cleanup.finished == 1 and cleanup.started == 1
+        assert cleanup.finished == 1
+        assert cleanup.started == 1
         assert task.cancelling() == cancels
     await _nothing_strikes_later()
 
@@ -183,11 +191,16 @@ async def test_anyio_scope_over_asyncio_counts_right(backend: str) -> None:
     cleanup = Cleanup(0.1)
     with anyio.move_on_after(0.05) as scope:
         await _cancelled_body(cleanup)
-    assert scope.cancelled_caught and cleanup.finished == 1
-    with pytest.raises(TimeoutError):
+    assert scope.cancelled_caught
+    assert cleanup.finished == 1
+
+    async def in_both() -> None:
         async with asyncio.timeout(0.05):
             with anyio.CancelScope():
                 await _cancelled_body(Cleanup(0.05))
+
+    with pytest.raises(TimeoutError):
+        await in_both()
     await _nothing_strikes_later()
 
 

@@ -50,7 +50,8 @@ async def test_overshoot_is_repaid_before_credits_return(backend: str) -> None:
     send, stream = channel[int](maxsize=2, overflow=Overflow.PACE)
     for i in range(5):
         send(i)  # never raises, never blocks, even in the loop thread
-    assert len(stream) == 5 and send.room == 0
+    assert len(stream) == 5
+    assert send.room == 0
     assert await stream.__anext__() == 0
     assert await stream.__anext__() == 1
     assert await stream.__anext__() == 2
@@ -117,6 +118,7 @@ async def test_wait_room_cancelled_leaves_nothing(backend: str) -> None:
 def test_room_of_an_unbounded_channel_is_none() -> None:
     send, stream = channel[int](maxsize=None)
     assert send.room is None
-    assert isinstance(send, Sender) and isinstance(stream, Receiver)
+    assert isinstance(send, Sender)
+    assert isinstance(stream, Receiver)
     with pytest.raises(ValueError, match="never overflows"):
         channel[int](maxsize=None, overflow="pace")

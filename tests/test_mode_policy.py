@@ -48,7 +48,8 @@ def test_unknown_kind_needs_a_choice_and_is_left_unchanged() -> None:
         with pytest.raises(TypeError, match=r"nonblocking=False\).*nonblocking=True\)") as info:
             Async(chan)
         assert "'_Channel'" in str(info.value)
-        assert os.get_blocking(chan.r) and chan.timeouts == []  # changed nothing
+        assert os.get_blocking(chan.r)
+        assert chan.timeouts == []
     finally:
         chan.close()
 
@@ -57,11 +58,13 @@ def test_an_explicit_choice_on_an_unknown_kind() -> None:
     chan = _Channel()
     try:
         kept = Async(chan, nonblocking=False)
-        assert os.get_blocking(chan.r) and chan.timeouts == []
+        assert os.get_blocking(chan.r)
+        assert chan.timeouts == []
         kept.into_inner()
         made = Async(chan, nonblocking=True)
         # O_NONBLOCK on its fd; its settimeout() -- no socket's -- is not called
-        assert not os.get_blocking(chan.r) and chan.timeouts == []
+        assert not os.get_blocking(chan.r)
+        assert chan.timeouts == []
         made.into_inner()
         assert os.get_blocking(chan.r)  # restored
     finally:
@@ -95,12 +98,16 @@ def test_known_kinds_are_made_nonblocking_by_default() -> None:
     f = open(r, "rb", buffering=0)  # noqa: SIM115 (closed below)
     try:
         wrappers = [Async(a), Async(mine), Async(f), Async(w)]
-        assert a.gettimeout() == 0.0 and mine.gettimeout() == 0.0
-        assert not os.get_blocking(r) and not os.get_blocking(w)
+        assert a.gettimeout() == 0.0
+        assert mine.gettimeout() == 0.0
+        assert not os.get_blocking(r)
+        assert not os.get_blocking(w)
         for wrapper in wrappers:
             wrapper.into_inner()
-        assert a.gettimeout() is None and mine.gettimeout() is None
-        assert os.get_blocking(r) and os.get_blocking(w)
+        assert a.gettimeout() is None
+        assert mine.gettimeout() is None
+        assert os.get_blocking(r)
+        assert os.get_blocking(w)
     finally:
         for obj in (a, b, mine, f):
             obj.close()

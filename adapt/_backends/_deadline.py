@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Awaitable, Callable
+from typing import cast
 
 __all__ = ["is_cancellation", "within"]
 
@@ -18,7 +19,8 @@ def is_cancellation(exc: BaseException) -> bool:
     """Whether ``exc`` is the running loop's cancellation (asyncio's
     ``CancelledError``, trio's ``Cancelled``), or a group of nothing else."""
     if isinstance(exc, BaseExceptionGroup):
-        return all(is_cancellation(e) for e in exc.exceptions)
+        group = cast("BaseExceptionGroup[BaseException]", exc)
+        return all(is_cancellation(e) for e in group.exceptions)
     asyncio = sys.modules.get("asyncio")
     if asyncio is not None and isinstance(exc, asyncio.CancelledError):
         return True

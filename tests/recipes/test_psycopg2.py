@@ -239,12 +239,18 @@ async def _cancel_in_scope(db: Database, sql: str, backend: str, pg: Postgres) -
             assert scope.cancelled_caught
         else:
             loop = asyncio.get_running_loop()
-            with pytest.raises(TimeoutError):
-                async with asyncio.timeout(None) as deadline:
+            deadline = asyncio.timeout(None)
+
+            async def in_timeout() -> None:
+                async with deadline:
                     tg.start_soon(when_active, lambda: deadline.reschedule(loop.time()))
                     await execute()
+
+            with pytest.raises(TimeoutError):
+                await in_timeout()
             task = asyncio.current_task()
-            assert task is not None and task.cancelling() == 0
+            assert task is not None
+            assert task.cancelling() == 0
     return time.monotonic() - cancelled[0]
 
 
