@@ -225,9 +225,8 @@ class Async(AsyncResource, Generic[T]):
             kind = type(cast(object, obj))
             klass = _RESOLVED.get(kind) or _shim_for(kind)
         if nonblocking is None:
-            if _unknown_kind(klass, obj):
-                raise unknown_mode_error(obj)
-            nonblocking = klass not in _BLOCKING_SHIMS
+            if not _unknown_kind(klass, obj):  # else _create refuses, after validating
+                nonblocking = klass not in _BLOCKING_SHIMS
         elif not isinstance(nonblocking, bool):  # pyright: ignore[reportUnnecessaryIsInstance]
             raise TypeError(f"nonblocking= takes True or False, got {nonblocking!r}")
         return klass._create(obj, nonblocking, would_block)
@@ -278,12 +277,15 @@ class Async(AsyncResource, Generic[T]):
             raise missing_shim(self, name)
 
     @classmethod
-    def _create(cls: type[_A], obj: object, nonblocking: bool, would_block: ExcTypes) -> _A:
+    def _create(cls: type[_A], obj: object, nonblocking: bool | None, would_block: ExcTypes) -> _A:
+        # nonblocking is None: a kind adapt knows nothing of, with no choice given
         if isinstance(obj, Async):
             raise TypeError("the object is already wrapped; use it, or its get_ref()")
         fd = fd_of(obj)
         ident = fd_ident(fd)  # first: a buffered regular file gets its error
         refuse_buffered(obj)
+        if nonblocking is None:
+            raise unknown_mode_error(obj)
         if not isinstance(would_block, tuple):
             would_block = (would_block,)
         for exc_type in cast(tuple[object, ...], would_block):
