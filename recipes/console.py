@@ -23,7 +23,9 @@ of the description stdin shares with the shell is never changed.
 Caveats: the prompt is written with a plain ``sys.stdout.write`` and
 ``flush``, as ``input()`` does.  Lines are split on ``b"\\n"`` and then
 decoded (stdin's encoding and error handler), so UTF-16 input is not
-supported.  Once the stream has ended (Ctrl-D on a terminal) it stays ended.
+supported.  On a terminal, Ctrl-D ends one read (``lines()`` stops,
+``ainput`` raises ``EOFError``) and the next one reads on, as ``input()``
+does; a pipe's or a file's end is final.
 Do not read ``sys.stdin`` itself meanwhile: the recipe's buffer would hide
 lines from it, and it from the recipe.  No line editing or history (that is
 readline's or prompt_toolkit's job).

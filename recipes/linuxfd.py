@@ -4,26 +4,21 @@ Requires: standard library (``os.eventfd``; timerfd and signalfd through ctypes)
 
 Platforms: Linux.
 
-Adapts: an eventfd's counter (:class:`EventFD`, counter or semaphore mode), a
-timerfd's expirations (:class:`TimerFD`, one-shot or periodic) and a
-signalfd's signals (:class:`SignalFD`).  All three fds are opened with
-``O_NONBLOCK``; the would-block signal is ``BlockingIOError`` (EAGAIN) from the
-read (``os.eventfd_read`` on a zero counter, ``os.read`` on a timer that has
-not expired or a signalfd with no pending signal), which is adapt's own: the
-reads run in ``read_with`` and wait until the fd is readable.
+Adapts: eventfd counters (:class:`EventFD`, counter or semaphore mode),
+timerfd expirations (:class:`TimerFD`, one-shot or periodic) and signalfd
+signals (:class:`SignalFD`), opened ``O_NONBLOCK``.  The would-block signal
+is the read's ``BlockingIOError`` (EAGAIN: a zero counter, a timer not yet
+expired, no pending signal), adapt's own: the reads run in ``read_with``.
 
 Mode: the fds are created non-blocking and wrapped as int fds, a kind
 adapt knows (it would set ``O_NONBLOCK`` itself).
 
-Caveats: a signalfd only sees a signal that *every* thread of the process
-blocks; a thread that does not block it takes the signal instead (for
-SIGUSR1 that ends the process).  A new thread inherits its creator's mask, so
-call :func:`block_signals` at program start, before any thread (adapt's
-workers, an executor, trio's thread cache) exists: every thread started later
-inherits the block.  :class:`SignalFD` checks each thread's mask in
-``/proc/self/task`` and refuses, naming the threads, when one would take the
-signal.  Python 3.11 has ``os.eventfd`` but no timerfd or signalfd (3.13 adds
-timerfd), hence ctypes.
+Caveats: a signalfd only sees a signal that *every* thread blocks (another
+thread takes it otherwise; for SIGUSR1 that ends the process).  Threads
+inherit their creator's mask, so call :func:`block_signals` first thing,
+before adapt's workers, an executor or trio's thread cache exist;
+:class:`SignalFD` refuses, naming the threads, when one does not block it.
+Python 3.11 lacks timerfd and signalfd, hence ctypes.
 
 Example::
 
@@ -53,7 +48,7 @@ import os
 import signal
 import struct
 import threading
-from typing import Any, Self
+from typing import Self
 
 from adapt import Async
 
@@ -136,17 +131,6 @@ class TimerFD(_FD):
         return int.from_bytes(data, "little")
 
 
-_SIGSET = ctypes.c_ubyte * 128  # sigset_t: 1024 bits
-
-
-def _sigset(signals: tuple[int, ...]) -> Any:
-    mask = _SIGSET()
-    _check(_libc.sigemptyset(ctypes.byref(mask)))
-    for signo in signals:
-        _check(_libc.sigaddset(ctypes.byref(mask), int(signo)))
-    return mask
-
-
 def block_signals(*signals: int) -> None:
     """Block ``signals`` in the calling thread and in every thread it starts
     later; call it first thing, before any other thread exists."""
@@ -182,7 +166,9 @@ class SignalFD(_FD):
                 "signal could go to them instead of the signalfd: call "
                 "linuxfd.block_signals(...) at program start, before any thread is started"
             )
-        mask = _sigset(signals)
+        mask = (ctypes.c_ubyte * 128)()  # sigset_t: 1024 bits, all clear
+        for signo in signals:
+            _check(_libc.sigaddset(ctypes.byref(mask), int(signo)))
         super().__init__(_check(_libc.signalfd(-1, ctypes.byref(mask), _NONBLOCK | _CLOEXEC)))
 
     async def read(self) -> tuple[int, int]:

@@ -5,28 +5,24 @@ Requires: standard library (``multiprocessing.connection``).
 Platforms: Linux (any Unix: ``Pipe()`` and socket connections, not Windows pipes).
 
 Adapts: a ``multiprocessing.connection.Connection`` (:class:`Conn`), a
-listening socket that accepts ``Client(address, authkey=...)`` from other
-processes (:class:`Listener`), and :func:`connect` to a ``Listener`` of
-either kind.  ``Connection`` has no non-blocking receive: its would-block
-test is ``poll(0)`` (False), and once a message has started, ``recv()``
-blocks until all of it is in -- a large message from a task on the same loop
-deadlocks.  So the recipe speaks the connection's own framing (a 4-byte
-big-endian length, ``-1`` and 8 bytes for more than 2 GiB, then the pickle)
-on the non-blocking fd: each ``os.readv`` / ``os.writev`` that raises
-``BlockingIOError`` waits in ``read_with`` / ``write_with``.  The other end
-can be a plain blocking ``Connection`` in another process.
+:class:`Listener` that ``Client(address, authkey=...)`` of other processes
+connect to, and :func:`connect` to a ``Listener`` of either kind.  A
+``Connection`` has no non-blocking receive (its would-block test is
+``poll(0)``, and ``recv()`` then blocks until the whole message is in: from a
+task on the same loop, a deadlock), so the recipe speaks its framing (a
+4-byte big-endian length, or ``-1`` and 8 bytes past 2 GiB, then the pickle)
+on the non-blocking fd: ``os.readv`` / ``os.writev`` raising
+``BlockingIOError`` wait in ``read_with`` / ``write_with``.
 
 Mode: the connection's int fd and the listener's and client's sockets are
 kinds adapt knows: they are made non-blocking (restored by ``into_inner()``).
 
-Caveats: while a :class:`Conn` holds it, do not use the ``Connection``
-itself (its fd is non-blocking; :meth:`Conn.into_inner` gives it back
-blocking).  A cancelled ``recv`` keeps the part received and the next one
-resumes; a cancelled ``send`` that wrote part of a frame finishes it in the
-next ``send`` (a frame is never cut; one not started is dropped).  The
-``authkey`` handshake runs the library's own ``deliver_challenge`` /
-``answer_challenge`` in a worker thread; cancelling it shuts the socket down,
-which ends that thread at once.  Pickling runs on the loop.
+Caveats: do not use the ``Connection`` itself while a :class:`Conn` holds
+it (:meth:`Conn.into_inner` gives it back blocking).  A cancelled ``recv``
+keeps what arrived; a cancelled ``send`` finishes its frame in the next
+``send`` (a frame is never cut).  The ``authkey`` handshake runs the
+library's own functions in a worker thread; a cancellation shuts the socket
+down, which ends that thread.  Pickling runs on the loop.
 
 Example::
 

@@ -5,29 +5,26 @@ Requires: standard library; pexpect / ptyprocess objects are accepted too
 
 Platforms: Linux.
 
-Adapts: a pty master -- from ``os.openpty`` (:meth:`Pty.spawn`), or the one
-inside a ``pexpect.spawn`` / ``ptyprocess.PtyProcess`` (:meth:`Pty.adopt`).
-Reads go to the fd (``os.read``; would-block is ``BlockingIOError``) through
-an :class:`adapt.BufferedStream`, which reports the ``EIO`` a pty master
-gives after the child's exit as the end of the stream.  That sidesteps two
-traps of the libraries' own calls: ptyprocess's ``read`` raises a false
-``EOFError`` on a non-blocking fd (its ``read1()`` returns ``b""``), after
-which its ``isalive()`` blocks in ``waitpid``; pexpect's ``send`` sleeps
-``delaybeforesend`` (50 ms) -- on the loop.  The exit is awaited through a
-pidfd (``waitid(P_PIDFD, WNOHANG | WNOWAIT)`` returning ``None`` is the
-would-block), and only then reaped by the owner (``Popen`` / ``isalive()``),
-which no longer blocks.
+Adapts: a pty master -- from ``os.openpty`` (:meth:`Pty.spawn`) or inside a
+``pexpect.spawn`` / ``ptyprocess.PtyProcess`` (:meth:`Pty.adopt`) -- read
+with ``os.read`` (would-block: ``BlockingIOError``) through an
+:class:`adapt.BufferedStream`, which reads a master's ``EIO`` after the
+child's exit as the end.  The libraries' own calls are avoided: ptyprocess's
+``read`` raises a false ``EOFError`` on a non-blocking fd (and ``isalive()``
+then blocks in ``waitpid``); pexpect's ``send`` sleeps ``delaybeforesend``
+on the loop.  The exit is awaited through a pidfd (``waitid(P_PIDFD,
+WNOHANG | WNOWAIT)`` returning ``None`` is the would-block); the owner
+(``Popen`` / ``isalive()``) then reaps it without blocking.
 
 Mode: the pty master is an int fd (a kind adapt knows), made non-blocking
 by ``Async``; the pidfd is wrapped with ``nonblocking=False`` (``waitid``
 with ``WNOHANG`` never blocks).
 
 Caveats: timeouts are the caller's (``asyncio.timeout``,
-``trio.move_on_after``); a cancelled ``expect`` keeps everything it read.
-:meth:`Pty.spawn` gives the child no controlling terminal (no job control,
-``^C`` is a plain byte).  Patterns are bytes: the pty's line discipline turns
-``\\n`` into ``\\r\\n`` and echoes input.  An adopted object is given back
-blocking and open by :meth:`Pty.aclose`; close it yourself.
+``trio.move_on_after``); a cancelled ``expect`` keeps what it read.
+:meth:`Pty.spawn` gives the child no controlling terminal (``^C`` is a plain
+byte).  Patterns are bytes; the pty turns ``\\n`` into ``\\r\\n`` and echoes
+input.  :meth:`Pty.aclose` gives an adopted object back blocking and open.
 
 Example::
 

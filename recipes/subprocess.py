@@ -5,26 +5,21 @@ Requires: standard library (``subprocess``; ``os.pidfd_open``: Linux 5.3).
 Platforms: Linux.
 
 Adapts: ``subprocess.Popen``.  Its pipes become
-:class:`adapt.BufferedStream` objects (``readline``, ``read``,
-``write_all``...); pipes say "would block" with ``BlockingIOError``.  The
-exit is waited for without a thread and without SIGCHLD: a pidfd becomes
-readable when the child exits, and ``Popen.poll()`` -- whose would-block
-signal is returning ``None`` -- then reaps it.  Signals go through the pidfd
-too (``pidfd_send_signal``), so they cannot hit a recycled pid.
-:meth:`Process.communicate` feeds stdin while it drains stdout and stderr in
-one task (an epoll set of the three pipes, itself awaited), so a large input
-cannot deadlock against a child that writes as it reads.
+:class:`adapt.BufferedStream` objects (would-block: ``BlockingIOError``).
+The exit is awaited through a pidfd, readable once the child exits; then
+``Popen.poll()`` -- whose would-block is returning ``None`` -- reaps it.
+Signals go through the pidfd too, never to a recycled pid.
+:meth:`Process.communicate` feeds stdin while it drains stdout and stderr
+from one task (an epoll set of the pipes, itself awaited): no deadlock.
 
 Mode: the pipes (unbuffered ``io.FileIO``) are kinds adapt knows and are
 made non-blocking; the pidfd and the epoll set are wrapped with
 ``nonblocking=False`` (their ops never block).
 
-Caveats: pipes are unbuffered (``bufsize=0``): a default ``Popen`` pipe is a
-``BufferedReader`` whose ``read1()`` returns ``b""`` before data arrives, which
-looks like the end.  Text mode is not offered: decode the lines.  The
-streams' non-blocking mode is shared with the child only if you hand it the
-same pipe (don't).  Leaving ``async with`` closes the pipes and waits for the
-exit, as ``Popen`` does; kill first if the child may not end by itself.
+Caveats: pipes are unbuffered (``bufsize=0``; a ``BufferedReader``'s
+``read1()`` returns ``b""`` before data arrives) and bytes (decode the
+lines).  Leaving ``async with`` closes the pipes and waits for the exit, as
+``Popen`` does: kill first if the child may not end by itself.
 
 Example::
 
@@ -52,8 +47,6 @@ import subprocess
 from typing import Any, Self, cast
 
 from adapt import Async, BufferedStream, WouldBlock
-
-__all__ = ["DEVNULL", "LIBRARY", "PIPE", "STDOUT", "SUMMARY", "Process", "spawn"]
 
 LIBRARY = None
 SUMMARY = "Child processes with async pipes, waited for through a pidfd, no thread."

@@ -268,3 +268,137 @@ async def test_gathering_many_small_reads_takes_linear_time(backend: str) -> Non
                 head = await stream.readexactly(size // 2)
                 rest = await stream.read()
     assert head + rest == payload
+
+
+async def test_read_and_write_ops_with_the_rawio_would_block(backend: str) -> None:
+    # io.FileIO on a non-blocking pipe returns None for "would block" (the
+    # RawIOBase convention): the ops hand that over as is
+    r, w = os.pipe()
+    nones = {"read": 0, "write": 0}
+
+    def read(f: io.FileIO, size: int) -> bytes | None:
+        data = f.read(size)
+        nones["read"] += data is None
+        return data
+
+    def write(f: io.FileIO, data: memoryview) -> int | None:
+        sent = f.write(data)
+        nones["write"] += sent is None
+        return sent
+
+    payload = b"".join(b"line %d\n" % i for i in range(200_000))  # far over a pipe's 64 KiB
+    reading = BufferedStream(io.FileIO(r, "rb"), read=read)
+    writing = BufferedStream(io.FileIO(w, "wb"), write=write)
+    async with reading, writing, anyio.create_task_group() as tg:
+
+        async def produce() -> None:
+            await writing.write_all(payload)
+            await writing.aclose()
+
+        tg.start_soon(produce)
+        assert await reading.readline() == b"line 0\n"
+        assert await reading.read() == payload[len(b"line 0\n") :]
+    assert nones["read"] > 0  # the reader waited for data...
+    assert nones["write"] > 0  # ...and the writer for room
+
+
+async def test_a_read_op_raising_would_block_and_eof(backend: str) -> None:
+    with socketpair() as (a, b):
+        calls: list[int] = []
+
+        def read(sock: socket.socket, size: int) -> bytes:
+            calls.append(size)
+            return sock.recv(size)  # BlockingIOError: the built-in would-block
+
+        async with BufferedStream(a.dup(), read=read, chunk_size=5) as stream:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(_feed, b, [b"abc", b"defgh\n"])
+                assert await stream.readline() == b"abcdefgh\n"
+            assert await stream.read() == b""
+            assert stream.at_eof()
+            assert set(calls) == {5}
+
+
+def test_bad_ops_are_refused() -> None:
+    with socketpair() as (a, _):
+        with pytest.raises(TypeError, match="read must be a callable"):
+            BufferedStream(a, read=b"not callable")  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match="write must be a callable"):
+            BufferedStream(a, write=4096)  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match="sticky_eof"):
+            BufferedStream(a, sticky_eof=1)  # type: ignore[arg-type]
+        assert a.gettimeout() is None  # nothing was changed
+
+
+async def _type(master: int, data: bytes) -> None:
+    await anyio.sleep(0.01)
+    os.write(master, data)
+
+
+async def test_a_terminal_reads_on_after_ctrl_d(backend: str) -> None:
+    # the slave side of a pty in canonical mode, as a program's stdin sees a
+    # terminal: Ctrl-D ends one read, and the user types on
+    master, slave = os.openpty()
+    try:
+        async with BufferedStream(slave) as stream, anyio.create_task_group() as tg:
+            tg.start_soon(_type, master, b"abc\n\x04")
+            assert await stream.readline() == b"abc\n"
+            assert await stream.readline() == b""  # Ctrl-D
+            assert stream.at_eof()
+            tg.start_soon(_type, master, b"more\nlines\n\x04")
+            assert [line async for line in stream] == [b"more\n", b"lines\n"]
+            assert stream.at_eof()
+            tg.start_soon(_type, master, b"after\n")
+            assert await stream.readline() == b"after\n"
+            assert not stream.at_eof()
+    finally:
+        os.close(master)
+
+
+async def test_sticky_eof_on_a_terminal(backend: str) -> None:
+    master, slave = os.openpty()
+    try:
+        async with BufferedStream(slave, sticky_eof=True) as stream:
+            os.write(master, b"abc\n\x04more\n")
+            assert await stream.readline() == b"abc\n"
+            assert await stream.readline() == b""
+            assert await stream.readline() == b""  # final: "more" is not read
+            assert await stream.read() == b""
+        os.set_blocking(master, False)
+    finally:
+        os.close(master)
+
+
+async def test_a_pty_master_reads_on_when_the_other_side_is_opened_again(backend: str) -> None:
+    master, slave = os.openpty()
+    name = os.ttyname(slave)
+    os.write(slave, b"first\n")
+    os.close(slave)
+    async with BufferedStream(master) as stream:
+        assert await stream.readline() == b"first\r\n"
+        assert await stream.readline() == b""  # EIO: no one has the other side open
+        assert await stream.read() == b""
+        again = os.open(name, os.O_RDWR | os.O_NOCTTY)
+        try:
+            os.write(again, b"second\n")
+            assert await stream.readline() == b"second\r\n"
+        finally:
+            os.close(again)
+        assert await stream.readline() == b""
+
+
+async def test_a_socket_end_stays_final(backend: str) -> None:
+    with socketpair() as (a, b):
+        calls = 0
+
+        def read(sock: socket.socket, size: int) -> bytes:
+            nonlocal calls
+            calls += 1
+            return sock.recv(size)
+
+        async with BufferedStream(a.dup(), read=read) as stream:
+            b.shutdown(socket.SHUT_WR)
+            assert await stream.readline() == b""
+            assert await stream.readline() == b""
+            assert await stream.read() == b""
+            assert calls == 1  # asked once: the end of a socket is final

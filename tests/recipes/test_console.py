@@ -41,7 +41,8 @@ CHILD = textwrap.dedent(
         print(f"loop ran={ticks > 3}", flush=True)
         async for line in console.lines():
             print(f"got {line!r}", flush=True)
-        try:
+        try:  # a terminal reads on after Ctrl-D; a pipe's end is final
+            print(f"more={await console.ainput('more? ')}", flush=True)
             await console.ainput("more? ")
         except EOFError:
             print("eof", flush=True)
@@ -95,6 +96,11 @@ async def test_terminal_stdin_is_polled_without_a_thread(backend: str) -> None:
         await term.type(b"one\ntwo\n")  # one write, two lines
         await term.expect(b"got 'two\\n'")
         await term.type(b"\x04")  # Ctrl-D at the start of a line: end of input
+        # a terminal reads on after Ctrl-D (as input() does): the prompt waits
+        await term.expect(b"more? ")
+        await term.type(b"again\n")
+        await term.expect(b"more=again\r\nmore? ")
+        await term.type(b"\x04")
         await term.expect(b"eof")
     finally:
         rest, code, err = await term.finish()

@@ -14,7 +14,7 @@ import serial
 from adapt.recipes import serial as recipe
 from adapt.recipes.serial import AsyncSerial, open_serial
 
-from adapt import LimitOverrunError
+from adapt import BufferedStream, LimitOverrunError
 
 from ._example import example_main
 
@@ -121,3 +121,25 @@ def test_a_closed_port_is_refused(ports: tuple[str, str]) -> None:
     ser.port = ports[0]
     with pytest.raises(ValueError, match="not open"):
         AsyncSerial(ser)
+
+
+async def test_buffered_stream_over_serial_read(backend: str, ports: tuple[str, str]) -> None:
+    # pyserial's own read with timeout=0 says "nothing yet" with b"": the read
+    # op maps that to None, and BufferedStream waits until the port is readable
+    reads = 0
+
+    def read(ser: serial.Serial, size: int) -> bytes | None:
+        nonlocal reads
+        reads += 1
+        return ser.read(size) or None
+
+    payload = os.urandom(200_000)
+    rx = BufferedStream(serial.Serial(ports[1], timeout=0), read=read)
+    tx = BufferedStream(serial.Serial(ports[0], timeout=0))
+    async with rx, tx, anyio.create_task_group() as tg:
+        tg.start_soon(tx.write_all, b"AT\r\n" + payload)
+        assert await rx.readuntil(b"\r\n") == b"AT\r\n"
+        assert await rx.readexactly(len(payload)) == payload
+        assert rx.buffered == 0
+    assert not rx.get_ref().is_open  # closing the stream closed the port
+    assert reads > 1

@@ -26,6 +26,9 @@ async def reads(sock: socket.socket) -> None:
     await stream.readexactly("4")  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
     async with BufferedStream(sock) as same:
         assert_type(same, BufferedStream)
+    BufferedStream(sock, read=lambda s, n: s.recv(n) or None, write=lambda s, d: s.send(d))
+    BufferedStream(sock, sticky_eof=False)
+    BufferedStream(sock, read=lambda s, n: 0)  # type: ignore[arg-type,return-value]  # pyright: ignore[reportArgumentType]
 
 
 def errors(exc: IncompleteReadError, over: LimitOverrunError) -> None:
