@@ -443,8 +443,16 @@ async def test_cancelled_pg_sleep_returns_at_once(backend: str, postgres: Postgr
 async def test_cancel_cleanup_past_its_deadline_closes_the_connection(
     backend: str, postgres: Postgres
 ) -> None:
-    db = await connect(postgres.dsn, cancel_timeout=0.1)
-    took = await _cancel_in_scope(db, _SLOW_TO_CANCEL, backend, postgres)
+    # (a cancel request that reaches the server before the DO block's handler
+    # is in place ends the statement at once; that attempt is repeated)
+    for _attempt in range(3):
+        db = await connect(postgres.dsn, cancel_timeout=0.1)
+        try:
+            took = await _cancel_in_scope(db, _SLOW_TO_CANCEL, backend, postgres)
+            closed_by_cleanup = bool(db.conn.closed)
+        finally:
+            db.close()
+        if closed_by_cleanup or took >= 0.1:
+            break
     assert took < 0.45  # cut short at cancel_timeout, before the drain could end
-    assert db.conn.closed  # out of step with the server: not reused
-    db.close()
+    assert closed_by_cleanup  # out of step with the server: not reused
