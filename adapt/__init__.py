@@ -16,6 +16,7 @@ from ._asyncify import asyncify as asyncify
 from ._buffered import BufferedStream as BufferedStream
 from ._buffered import IncompleteReadError as IncompleteReadError
 from ._buffered import LimitOverrunError as LimitOverrunError
+from ._cancel import on_cancel as on_cancel
 from ._channel import ChannelFull as ChannelFull
 from ._channel import Overflow as Overflow
 from ._channel import Receiver as Receiver
@@ -68,6 +69,7 @@ __all__ = [
     "WantRead",
     "WantWrite",
     "WouldBlock",
+    "on_cancel",
     "Shim",
     "reads",
     "writes",

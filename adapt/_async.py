@@ -59,6 +59,7 @@ from ._fd import (
     make_nonblocking,
     refuse_buffered,
     restore_mode,
+    unknown_mode_error,
 )
 from ._predict import DONE, DONE_WAITED, START, initial
 from ._resource import AsyncResource
@@ -169,6 +170,13 @@ def _never_error(fd: int, direction: int) -> ValueError:
     )
 
 
+def _unknown_kind(klass: type[Async[Any]], obj: object) -> bool:
+    """Whether ``obj`` is of a kind whose mode adapt does not change by
+    default: no shim class maps to it (sockets, ``io.FileIO``, connections
+    and user shims have one) and it is no int fd."""
+    return klass is Async and not isinstance(obj, int)
+
+
 class Async(AsyncResource, Generic[T]):
     """Make a ``fileno()``-bearing object awaitable, without threads.
 
@@ -186,8 +194,15 @@ class Async(AsyncResource, Generic[T]):
     Args:
         obj: a socket, pipe, pty, inotify/eventfd object... or an int fd.
         nonblocking: put the fd in non-blocking mode (restored by
-            :meth:`into_inner` and :meth:`close`).  Pass False only when every
-            op is non-blocking by itself (e.g. reads with ``timeout=0``).
+            :meth:`into_inner` and :meth:`close`) -- for a ``socket.socket``
+            with ``settimeout(0.0)``, for anything else with ``O_NONBLOCK``.
+            Pass False when every op is non-blocking by itself (reads with
+            ``timeout=0``, a library that manages its fd's mode).  The
+            default changes modes only for kinds adapt knows (sockets
+            including ``ssl.SSLSocket``, ``io.FileIO``, int fds, the
+            ``multiprocessing`` connections, registered shims: see
+            :ref:`mode-policy`); for any other object the choice is the
+            caller's, and leaving it out is a ``TypeError`` that names it.
         would_block: the library's own "would block" exception type(s), such
             as ``zmq.Again`` or ``TimeoutError``.
     """
@@ -266,7 +281,8 @@ class Async(AsyncResource, Generic[T]):
             kind = type(cast(object, obj))
             klass = _RESOLVED.get(kind) or _shim_for(kind)
         if nonblocking is None:
-            nonblocking = klass not in _BLOCKING_SHIMS
+            if not _unknown_kind(klass, obj):  # else _create refuses, after validating
+                nonblocking = klass not in _BLOCKING_SHIMS
         elif not isinstance(nonblocking, bool):  # pyright: ignore[reportUnnecessaryIsInstance]
             raise TypeError(f"nonblocking= takes True or False, got {nonblocking!r}")
         return klass._create(obj, nonblocking, would_block)
@@ -317,12 +333,15 @@ class Async(AsyncResource, Generic[T]):
             raise missing_shim(self, name)
 
     @classmethod
-    def _create(cls: type[_A], obj: object, nonblocking: bool, would_block: ExcTypes) -> _A:
+    def _create(cls: type[_A], obj: object, nonblocking: bool | None, would_block: ExcTypes) -> _A:
+        # nonblocking is None: a kind adapt knows nothing of, with no choice given
         if isinstance(obj, Async):
             raise TypeError("the object is already wrapped; use it, or its get_ref()")
         fd = fd_of(obj)
         ident = fd_ident(fd)  # first: a buffered regular file gets its error
         refuse_buffered(obj)
+        if nonblocking is None:
+            raise unknown_mode_error(obj)
         if not isinstance(would_block, tuple):
             would_block = (would_block,)
         for exc_type in cast(tuple[object, ...], would_block):

@@ -34,7 +34,12 @@ producer.  What we do instead:
   them all once the buffer has drained to half (hysteresis: a full buffer
   does not ping-pong the threads for every item).  A producer in the loop
   thread must never block -- the consumer could not run -- so it gets
-  :class:`ChannelFull` instead.
+  :class:`ChannelFull` instead -- or, with the ``PACE`` policy, the item
+  past the bound: it owes a credit (``owed``), which the consumer repays
+  instead of returning one, so the bound holds again once it has caught up.
+  Such a producer asks ``Sender.room`` before producing, and parks in
+  ``Sender.wait_room()`` -- a loop waiter listed in ``blocked`` like a
+  thread's lock, released by the same hysteresis.
 * **Finalizers take no lock either.**  A dropped sender ends the stream from
   ``__del__``, which may run in any thread, even inside one of our own
   operations; every step it takes is a single atomic operation, and it wakes
@@ -60,7 +65,16 @@ from typing import Any
 
 from ._backends import Backend, LoopToken, Waiter, current_backend
 
-__all__ = ["BUDGET", "CLOSED", "DROPPED", "FAILED", "Buffer", "ChannelFull", "Overflow"]
+__all__ = [
+    "BUDGET",
+    "CLOSED",
+    "DROPPED",
+    "FAILED",
+    "Buffer",
+    "ChannelFull",
+    "Overflow",
+    "RoomWaiter",
+]
 
 #: items received in a row before the consumer yields to the loop once
 BUDGET = 128
@@ -80,6 +94,10 @@ class Overflow(enum.Enum):
     DROP_NEWEST = "drop_newest"
     #: raise :class:`ChannelFull`; the caller keeps the item
     RAISE = "raise"
+    #: take the item past the bound, never blocking nor losing it: the
+    #: producer paces itself with ``Sender.room`` / ``await Sender.wait_room()``
+    #: (a producer on the loop thread, a pump that reads a batch at a time)
+    PACE = "pace"
 
 
 class ChannelFull(Exception):
@@ -112,6 +130,7 @@ class Buffer:
         "maxsize",
         "open",
         "overflow",
+        "owed",
         "parked",
         "rx_closed",
         "token",
@@ -123,8 +142,11 @@ class Buffer:
         self.credits: list[None] | None = None if maxsize is None else [None] * maxsize
         self.low = 0 if maxsize is None else maxsize // 2
         self.overflow = overflow
-        #: private locks of producers waiting for room
-        self.blocked: list[threading.Lock] = []
+        #: producers waiting for room: a thread's private lock, or a
+        #: loop task's :class:`RoomWaiter`
+        self.blocked: list[threading.Lock | RoomWaiter] = []
+        #: one entry per item taken past the bound (``PACE``), not yet repaid
+        self.owed: list[None] = []
         #: the consumer's waiter while it is parked (at most one)
         self.parked: list[Waiter] = []
         #: False once ended (by the sender) or closed (by the receiver)
@@ -186,6 +208,11 @@ class Buffer:
             raise ChannelFull(f"the channel is full ({self.maxsize} items)")
         elif overflow is Overflow.DROP_OLDEST:
             self.replace_oldest(item)
+        elif overflow is Overflow.PACE:
+            self.owed.append(None)  # first: the consumer must not return a credit for it
+            self.buf.append(item)
+            if self.parked:
+                self.wake()
         else:
             self.block(item, timeout)
 
@@ -247,7 +274,7 @@ class Buffer:
                 self.unblock(lock)
                 raise ChannelFull(f"the channel stayed full ({self.maxsize} items) for {timeout} s")
 
-    def unblock(self, lock: threading.Lock) -> None:
+    def unblock(self, lock: threading.Lock | RoomWaiter) -> None:
         try:
             self.blocked.remove(lock)
         except ValueError:
@@ -262,6 +289,15 @@ class Buffer:
                 return
             lock.release()
 
+    def repay(self) -> None:
+        """An item was received: return its credit, or repay one it owed."""
+        credits = self.credits
+        assert credits is not None
+        if self.owed:
+            self.owed.pop()  # only the consumer pops: it cannot be empty now
+        else:
+            credits.append(None)
+
     def finish(self, kind: int, exc: BaseException | None, finalizer: bool) -> None:
         try:
             self.end_claim.pop()
@@ -272,3 +308,23 @@ class Buffer:
         self.release_blocked()
         if self.parked:
             self.wake(finalizer)
+
+
+class RoomWaiter:
+    """A loop task in ``Sender.wait_room()``, listed in ``Buffer.blocked``;
+    ``release()`` (from any thread) wakes it in its loop."""
+
+    __slots__ = ("token", "waiter")
+
+    def __init__(self, waiter: Waiter, token: LoopToken) -> None:
+        self.waiter = waiter
+        self.token = token
+
+    def release(self) -> None:
+        if self.token.is_current():
+            self.waiter.wake()
+        else:
+            try:
+                self.token.run_sync_soon(self.waiter.wake)
+            except RuntimeError:
+                pass  # the loop has ended, and the waiting task with it

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Generic, Literal, TypeVar
 
 from ._backends import Backend
-from ._buffer import BUDGET, CLOSED, DROPPED, FAILED, Buffer, ChannelFull, Overflow
+from ._buffer import BUDGET, CLOSED, DROPPED, FAILED, Buffer, ChannelFull, Overflow, RoomWaiter
 from ._errors import ClosedResourceError
 from ._oneshot import CallbackDropped, check_exception
 from ._resource import AsyncResource
@@ -59,6 +59,50 @@ class Sender(Generic[T]):
         st.buf.append(item)
         if st.parked:
             st.wake()
+
+    @property
+    def room(self) -> int | None:
+        """Items that fit now without overflowing (``None``: unbounded).
+
+        A producer that must not block or drop -- one running on the event
+        loop's thread, with the ``"pace"`` overflow policy -- asks before it
+        produces more (0 once an item was taken past the bound)::
+
+            while lib.has_more():                 # sync: send() blocks when full
+                send(lib.next())
+
+            if send.room:                         # async pump on the loop thread
+                lib.read_some()                   # its callback calls send(item)
+            else:
+                await send.wait_room()
+        """
+        credits = self._st.credits
+        return None if credits is None else len(credits)
+
+    async def wait_room(self) -> None:
+        """Wait until the consumer has made room (drained the buffer to half
+        of ``maxsize``), or the stream ended; at once if there is room now.
+
+        For a producer task on the channel's event loop: it parks without
+        blocking the loop, so the consumer can run.  See :attr:`room`.
+        """
+        st = self._st
+        backend = st.bind()
+        credits = st.credits
+        while st.open and credits is not None and not credits:
+            token = st.token
+            assert token is not None  # bound above
+            entry = RoomWaiter(backend.waiter(), token)
+            st.blocked.append(entry)
+            if not st.open or credits:  # re-check after registering (Dekker)
+                st.unblock(entry)
+                return
+
+            def abort(entry: RoomWaiter = entry) -> bool:
+                st.unblock(entry)
+                return True
+
+            await entry.waiter.wait(abort)
 
     def close(self) -> None:
         """End the stream: the consumer gets the items sent so far, then stops."""
@@ -130,9 +174,8 @@ class Receiver(AsyncResource, Generic[T]):
             else:
                 self._budget -= 1
                 self._asked = False
-                credits = st.credits
-                if credits is not None:
-                    credits.append(None)
+                if st.credits is not None:
+                    st.repay()
                     if st.blocked and len(st.buf) <= st.low:
                         st.release_blocked()
                 return item
@@ -154,7 +197,7 @@ class Receiver(AsyncResource, Generic[T]):
                 self._budget -= 1
                 self._asked = False
                 if st.credits is not None:
-                    st.credits.append(None)
+                    st.repay()
                     if st.blocked and len(st.buf) <= st.low:
                         st.release_blocked()
                 return item
@@ -264,7 +307,9 @@ class channel(tuple["Sender[T]", "Receiver[T]"]):
             unbounded buffer, which the producer can grow without limit.
         overflow: what a send into a full buffer does (:class:`Overflow`):
             block the producer thread (default), drop the oldest item, drop
-            the new one, or raise :class:`ChannelFull`.
+            the new one, raise :class:`ChannelFull`, or take it past the
+            bound (``"pace"``: the producer paces itself with
+            :attr:`Sender.room` and :meth:`Sender.wait_room`).
         on_empty: called (in the consuming task) when the buffer runs dry,
             once until the next item arrives, to ask the producer for more:
             one item, a batch, or nothing for a producer that pushes anyway.
@@ -273,7 +318,10 @@ class channel(tuple["Sender[T]", "Receiver[T]"]):
             (``"end"``), after the items it sent.
 
     Create the channel in the consuming loop, so that a send from the loop
-    thread is recognised (it must never block).
+    thread is recognised (it must never block).  A producer on the loop
+    thread that must lose nothing uses ``overflow="pace"`` and waits for
+    room itself (:meth:`Sender.wait_room`), as a pump stops reading its
+    socket while the consumer is behind.
     """
 
     __slots__ = ()
@@ -282,7 +330,7 @@ class channel(tuple["Sender[T]", "Receiver[T]"]):
         cls,
         maxsize: int | None = 1024,
         *,
-        overflow: Overflow | Literal["block", "drop_oldest", "drop_newest", "raise"] = (
+        overflow: Overflow | Literal["block", "drop_oldest", "drop_newest", "raise", "pace"] = (
             Overflow.BLOCK
         ),
         on_empty: Callable[[], object] | None = None,

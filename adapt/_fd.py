@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import os
+import socket
 import stat
 import sys
 from collections.abc import Callable
@@ -25,6 +26,7 @@ __all__ = [
     "refuse_buffered",
     "make_nonblocking",
     "restore_mode",
+    "unknown_mode_error",
 ]
 
 
@@ -168,6 +170,21 @@ def fd_owner(obj: object, fd: int, ident: tuple[int, int]) -> int:
     return OURS if now == ident else OTHER
 
 
+def unknown_mode_error(obj: object) -> TypeError:
+    """``Async(obj)`` of a kind adapt does not know, with no ``nonblocking=``."""
+    kind = type(obj).__qualname__
+    return TypeError(
+        f"Async() does not know whether a {kind!r} object may have its fd made "
+        f"non-blocking (its library may rely on blocking mode, or set the mode "
+        f"itself): choose with Async(obj, nonblocking=False) -- leave the fd as it "
+        f"is, for ops that never block by themselves (timeout=0, poll(), a "
+        f"readiness check first) -- or Async(obj, nonblocking=True) -- set "
+        f"O_NONBLOCK, restored by into_inner()/close(), for ops that then raise "
+        f"BlockingIOError.  adapt chooses by itself only for sockets, io.FileIO, "
+        f"int fds, multiprocessing connections and registered shim classes"
+    )
+
+
 #: bits of the saved mode returned by :func:`make_nonblocking`
 WAS_BLOCKING, SET_TIMEOUT = 1, 2
 
@@ -179,9 +196,11 @@ def make_nonblocking(obj: object, fd: int, nonblocking: bool) -> tuple[int, floa
     is kept per wrapped object, and a closure with its cells costs ~500 bytes.
     """
     mode = WAS_BLOCKING if os.get_blocking(fd) else 0
-    sock: Any = obj
     timeout = None
-    if callable(getattr(sock, "gettimeout", None)) and callable(getattr(sock, "settimeout", None)):
+    # only a real socket: an object that merely has settimeout() (a paramiko
+    # Channel) means something else by it
+    if isinstance(obj, socket.socket):
+        sock: Any = obj
         was = sock.gettimeout()
         if nonblocking and was != 0.0:
             sock.settimeout(0.0)  # a socket's timeout overrides O_NONBLOCK

@@ -16,6 +16,10 @@ file``) or ``/dev/null`` cannot be polled (epoll refuses them), so it is read
 by ``adapt.reader()`` in a worker thread from a ``dup`` of stdin (sharing its
 offset).  ``input()``'s own would-block is none: it blocks the thread.
 
+Mode: the recipe opens a description of its own of stdin's file
+(``/proc/self/fd/0``) with ``O_NONBLOCK`` and wraps that int fd: the mode
+of the description stdin shares with the shell is never changed.
+
 Caveats: the prompt is written with a plain ``sys.stdout.write`` and
 ``flush``, as ``input()`` does.  Lines are split on ``b"\\n"`` and then
 decoded (stdin's encoding and error handler), so UTF-16 input is not

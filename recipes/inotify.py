@@ -12,6 +12,9 @@ readable and reads again.  ``add_watch`` / ``rm_watch`` are quick system
 calls and stay sync: call them at any time, also while a task waits for
 events (a removed watch ends with an ``IGNORED`` event for its ``wd``).
 
+Mode: an ``INotify`` is an ``io.FileIO``, a kind adapt knows:
+``Async(inotify)`` sets ``O_NONBLOCK`` (restored when the watcher closes).
+
 Caveats: when the kernel's queue overflows (``max_queued_events``), events
 were lost: ``read()`` raises :class:`QueueOverflow`, which carries the events
 read before the overflow marker; the watcher stays usable, and the caller

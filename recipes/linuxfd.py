@@ -10,6 +10,9 @@ signals (:class:`SignalFD`), opened ``O_NONBLOCK``.  The would-block signal
 is the read's ``BlockingIOError`` (EAGAIN: a zero counter, a timer not yet
 expired, no pending signal), adapt's own: the reads run in ``read_with``.
 
+Mode: the fds are created non-blocking and wrapped as int fds, a kind
+adapt knows (it would set ``O_NONBLOCK`` itself).
+
 Caveats: a signalfd only sees a signal that *every* thread blocks (another
 thread takes it otherwise; for SIGUSR1 that ends the process).  Threads
 inherit their creator's mask, so call :func:`block_signals` first thing,

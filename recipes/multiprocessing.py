@@ -14,6 +14,9 @@ task on the same loop, a deadlock), so the recipe speaks its framing (a
 on the non-blocking fd: ``os.readv`` / ``os.writev`` raising
 ``BlockingIOError`` wait in ``read_with`` / ``write_with``.
 
+Mode: the connection's int fd and the listener's and client's sockets are
+kinds adapt knows: they are made non-blocking (restored by ``into_inner()``).
+
 Caveats: do not use the ``Connection`` itself while a :class:`Conn` holds
 it (:meth:`Conn.into_inner` gives it back blocking).  A cancelled ``recv``
 keeps what arrived; a cancelled ``send`` finishes its frame in the next

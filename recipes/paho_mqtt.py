@@ -18,10 +18,18 @@ background task: whichever task awaits something (:meth:`MQTT.connect`,
 :meth:`MQTT.subscribe`, a QoS 1 :meth:`MQTT.publish` waiting for its ack,
 the next of :meth:`MQTT.messages`) runs the pump until
 what it waits for has happened, so the pump works on every loop and stops
-with the last waiter.  Received messages wait in a bounded buffer: when it
-is full the socket is not read, so a slow consumer slows the broker down
-(TCP backpressure) instead of growing memory or losing messages.  A lost
+with the last waiter.  Received messages wait in a bounded
+:func:`adapt.channel` with the ``"pace"`` overflow policy (paho's
+``on_message`` runs on the loop thread, which must neither block nor drop):
+while ``Sender.room`` is 0 the socket is not read, so a slow consumer slows
+the broker down (TCP backpressure) instead of growing memory or losing
+messages.  One read may deliver a few messages past the bound; the channel
+counts them and the bound holds again once the consumer has caught up.  A lost
 connection raises ``ConnectionError`` in every waiting task.
+
+Mode: only the recipe's own epoll fd is wrapped, with ``nonblocking=False``
+(``epoll.poll(0)`` never blocks); paho's socket is never wrapped -- paho
+sets its mode itself.
 
 Caveats: the TCP connect (and DNS) runs in a worker thread
 (:func:`adapt.run_sync`, paho's ``connect`` blocks); there is no automatic
@@ -51,7 +59,6 @@ Example::
 
 from __future__ import annotations
 
-import collections
 import ctypes
 import os
 import select
@@ -62,7 +69,7 @@ from typing import Any, TypeVar
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from adapt import Async, WouldBlock, run_sync
+from adapt import Async, WouldBlock, channel, run_sync
 
 __all__ = ["LIBRARY", "MQTT", "SUMMARY"]
 
@@ -97,7 +104,7 @@ class MQTT:
     def __init__(self, client: Any = None, *, maxsize: int = 1000) -> None:
         self.client: Any = client or mqtt.Client(CallbackAPIVersion.VERSION2)
         self.maxsize = maxsize
-        self._messages: collections.deque[Any] = collections.deque()
+        self._send, self._messages = channel[Any](maxsize, overflow="pace")
         self._acks: set[int] = set()
         self._connected: Any = None  # the CONNACK's reason code
         self._error: ConnectionError | None = None
@@ -119,7 +126,7 @@ class MQTT:
         self._connected = reason
 
     def _on_message(self, c: Any, u: Any, message: Any) -> None:
-        self._messages.append(message)
+        self._send(message)  # never blocks nor raises: the pump checks room
 
     def _on_subscribe(self, c: Any, u: Any, mid: int, codes: Any, props: Any) -> None:
         self._acks.add(mid)
@@ -144,7 +151,7 @@ class MQTT:
                 if self._sock >= 0 and events & select.EPOLLOUT:
                     self.client.loop_write()
         if self._sock >= 0:
-            room = len(self._messages) < self.maxsize
+            room = bool(self._send.room)
             want = (select.EPOLLIN if room else 0) | (
                 select.EPOLLOUT if self.client.want_write() else 0
             )
@@ -224,12 +231,15 @@ class MQTT:
         return self
 
     async def __anext__(self) -> Any:
-        return await self._until(lambda: self._messages.popleft() if self._messages else None)
+        if not len(self._messages):  # pump until one has arrived
+            await self._until(lambda: True if len(self._messages) else None)
+        return await self._messages.__anext__()  # buffered: returns at once
 
     async def disconnect(self) -> None:
         """Send DISCONNECT, close the socket and the recipe's fds."""
         if self._sock >= 0:
             self.client.disconnect()  # written at once, then paho closes the socket
+        self._send.close()  # the messages received so far can still be read
         self._async.into_inner()
         self._set.close()
         os.close(self._tick)

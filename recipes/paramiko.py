@@ -21,6 +21,9 @@ not when the window opens.  The channel is wrapped with ``nonblocking=False``: i
 ``settimeout()`` but is no socket, and a timeout of 0 would make paramiko's
 blocking calls in other threads fail at once.
 
+Mode: a ``Channel`` is no kind adapt knows (it has ``settimeout()`` but is
+no socket): the recipe wraps it with ``nonblocking=False``.
+
 Caveats: paramiko runs its own transport thread; connecting,
 authenticating and opening the channel (``exec_command``) wait for it, so
 they run in a worker thread (:func:`adapt.run_sync`).  A cancelled write

@@ -19,14 +19,18 @@ psycopg2 refuses ``COPY`` on asynchronous connections, so
 :meth:`Database.copy_expert` runs psycopg2's own ``copy_expert`` on a
 second, ordinary connection in a worker thread (:func:`adapt.run_sync`).
 
+Mode: a psycopg2 connection is no kind adapt knows, and libpq keeps its
+socket non-blocking itself: the recipe wraps it with ``nonblocking=False``.
+
 Caveats: that ``COPY`` runs in a session of its own (it does not see the
 async connection's uncommitted changes or ``TEMP`` tables, and commits at
 once), and once started it runs to its end even if its task is cancelled.
 ``with conn:`` transactions and ``executemany`` are refused on asynchronous
-connections.  The cleanup after a cancellation blocks the loop for up to
-``cancel_timeout`` seconds (default 5): ``PQcancel`` is a blocking call, and
-the drain must finish before the cancellation propagates; a server that does
-not answer in time gets its connection closed.  Autocommit is always on
+connections.  The cancellation propagates once the clean-up has ended, at
+most ``cancel_timeout`` seconds (default 5) later: the clean-up runs under
+:class:`adapt.on_cancel`, so the loop keeps running meanwhile (``PQcancel``,
+a blocking call, goes to a worker thread, and the drain waits like a query);
+a server that does not answer in time gets its connection closed.  Autocommit is always on
 (psycopg2's rule for async connections): run ``BEGIN`` / ``COMMIT`` yourself.
 
 Example::
@@ -56,15 +60,13 @@ Example::
 from __future__ import annotations
 
 import functools
-import select
-import time
 from collections.abc import Callable
 from typing import Any
 
 import psycopg2
 import psycopg2.extensions as ext
 
-from adapt import Async, WantRead, WantWrite, WouldBlock, run_sync
+from adapt import Async, WantRead, WantWrite, WouldBlock, on_cancel, run_sync
 
 __all__ = ["LIBRARY", "SUMMARY", "Database", "Notifications", "connect"]
 
@@ -107,6 +109,16 @@ async def connect(dsn: str = "", *, cancel_timeout: float = 5.0, **kwargs: Any) 
     except BaseException:
         conn.close()
         raise
+
+
+def _drain(conn: ext.connection) -> None:
+    """``_step`` until the query has ended, by its result or by an error
+    (``QueryCanceled``, or its own): either way the connection is idle."""
+    try:
+        _step(conn)
+    except psycopg2.Error:
+        if conn.closed:
+            raise
 
 
 def _copy(connect_blocking: Callable[[], ext.connection], sql: str, file: Any, size: int) -> int:
@@ -173,12 +185,9 @@ class Database:
             raise psycopg2.ProgrammingError("COPY on an async connection: use db.copy_expert()")
         cursor = self.conn.cursor()
         cursor.execute(sql, params)
-        try:
+        # cancelled mid-query: stop it on the server too (see _cancel)
+        async with on_cancel(self._cancel, timeout=self.cancel_timeout):
             await self._wrapper.read_with(_step)
-        except BaseException:
-            if self.conn.isexecuting():
-                self._cancel()  # cancelled mid-query: stop it on the server too
-            raise
         return cursor
 
     async def fetchall(self, sql: str, params: Any = None) -> list[tuple[Any, ...]]:
@@ -208,34 +217,21 @@ class Database:
         """
         return Notifications(self._wrapper)
 
-    def _cancel(self) -> None:
+    async def _cancel(self) -> None:
         # Send the server a cancel request, then read the query's end (an
         # error, or its result if it finished first) so the next query finds
-        # the connection idle.  Synchronous: it must complete although the
-        # task is being cancelled.
+        # the connection idle.  Run by on_cancel: protected from the task's
+        # cancellation, cut short at cancel_timeout -- then, or if anything
+        # fails, the connection is out of step with the server and closed.
         conn = self.conn
-        deadline = time.monotonic() + self.cancel_timeout
+        if not conn.isexecuting():
+            return  # the result arrived with the cancellation: nothing to stop
         try:
-            conn.cancel()
-            while True:
-                try:
-                    _step(conn)
-                    return
-                except WantRead:
-                    rlist, wlist = [conn], []
-                except WantWrite:
-                    rlist, wlist = [], [conn]
-                except psycopg2.Error:
-                    if conn.closed:
-                        break
-                    return  # QueryCanceled, or the query's own error: idle again
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    break
-                select.select(rlist, wlist, [], left)
-        except psycopg2.Error:
-            pass
-        self.close()  # out of step with the server: unusable
+            await run_sync(conn.cancel)  # PQcancel blocks: a worker thread
+            await self._wrapper.read_with(_drain)
+        except BaseException:
+            self.close()
+            raise
 
     def close(self) -> None:
         """Deregister and close the connection (idempotent)."""

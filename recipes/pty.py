@@ -16,6 +16,10 @@ on the loop.  The exit is awaited through a pidfd (``waitid(P_PIDFD,
 WNOHANG | WNOWAIT)`` returning ``None`` is the would-block); the owner
 (``Popen`` / ``isalive()``) then reaps it without blocking.
 
+Mode: the pty master is an int fd (a kind adapt knows), made non-blocking
+by ``Async``; the pidfd is wrapped with ``nonblocking=False`` (``waitid``
+with ``WNOHANG`` never blocks).
+
 Caveats: timeouts are the caller's (``asyncio.timeout``,
 ``trio.move_on_after``); a cancelled ``expect`` keeps what it read.
 :meth:`Pty.spawn` gives the child no controlling terminal (``^C`` is a plain

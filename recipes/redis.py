@@ -11,10 +11,17 @@ block, and its parser reads ahead into a buffer.  The recipe's op asks
 raises :class:`adapt.WouldBlock` when nothing is there; otherwise it runs
 redis-py's own ``parse_response``, so replies get the client's response
 callbacks (``decode_responses``, ``HGETALL`` as a dict...).  Pub/sub
-messages are drained from the parser's buffer before each wait.  A command
-whose task is cancelled, or that fails in transit, drops its connection (a
-late reply would otherwise answer the next command; a cancelled ``BLPOP``
-leaves its item on the server), and the next command reconnects.
+messages are drained from the parser's buffer before each wait.  A late
+reply would answer the next command, so a command whose task is cancelled
+puts the connection back in step under :class:`adapt.on_cancel` before the
+cancellation goes on: it reads the replies still due (for at most
+``cancel_timeout`` seconds, default 1), or -- for a blocking command such as
+``BLPOP``, whose reply may never come -- drops the connection, so the
+server gives the wait up and leaves the item for others.  A command that
+fails in transit drops its connection too; the next command reconnects.
+
+Mode: ``nonblocking=False``, although redis-py's ``conn._sock`` is a
+``socket.socket`` whose mode adapt would change by default (see Caveats).
 
 Caveats: the socket stays in blocking mode, because redis-py's connection
 breaks in non-blocking mode ("Error while reading from socket"), so the
@@ -49,12 +56,30 @@ from typing import Any
 
 import redis
 
-from adapt import Async, WouldBlock, run_sync
+from adapt import Async, WouldBlock, on_cancel, run_sync
 
 __all__ = ["LIBRARY", "SUMMARY", "Client", "Subscription"]
 
 LIBRARY = "redis"
 SUMMARY = "Redis commands, pipelines and pub/sub with redis-py, without a thread per call."
+
+#: commands the server may hold without an answer (a cancelled one is not drained)
+_BLOCKING = frozenset(
+    [
+        "BLPOP",
+        "BRPOP",
+        "BRPOPLPUSH",
+        "BLMOVE",
+        "BLMPOP",
+        "BZPOPMIN",
+        "BZPOPMAX",
+        "BZMPOP",
+        "XREAD",
+        "XREADGROUP",
+        "WAIT",
+        "WAITAOF",
+    ]
+)
 
 
 class Client:
@@ -64,9 +89,10 @@ class Client:
     r = Client(port=port); await r.execute("GET", "k")
     """
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, *, cancel_timeout: float = 1.0, **kwargs: Any) -> None:
         # redis-py is partly typed: its objects are Any here
         self.redis: Any = redis.Redis(**kwargs)
+        self.cancel_timeout = cancel_timeout
         self._conn: Any = None  # a redis.connection.Connection
         self._wrapper: Async[Any] | None = None
 
@@ -109,22 +135,46 @@ class Client:
     ) -> list[Any]:
         conn, wrapper = await self._connection()
         replies: list[Any] = []
+        in_step: list[bool] = []
+
+        async def resync() -> None:
+            # cancelled with replies due: read them (the connection stays in
+            # step), or drop the connection for a blocking command
+            await self._resync(conn, wrapper, commands[len(replies) :])
+            in_step.append(True)
+
         try:
             conn.send_packed_command(conn.pack_commands(commands))
-            for command in commands:
-                reply = functools.partial(self._reply, conn, str(command[0]), options)
-                try:
-                    replies.append(await wrapper.read_with(reply))
-                except redis.ResponseError as exc:
-                    if not errors_in_place:
-                        raise
-                    replies.append(exc)
+            async with on_cancel(resync, timeout=self.cancel_timeout):
+                for command in commands:
+                    reply = functools.partial(self._reply, conn, str(command[0]), options)
+                    try:
+                        replies.append(await wrapper.read_with(reply))
+                    except redis.ResponseError as exc:
+                        if not errors_in_place:
+                            raise
+                        replies.append(exc)
         except redis.ResponseError:
             raise  # a whole error reply was read: the connection is in step
         except BaseException:
-            self._drop()  # cancelled or broken with replies still due
+            if not in_step:
+                self._drop()  # broken, or not back in step in time
             raise
         return replies
+
+    async def _resync(self, conn: Any, wrapper: Async[Any], due: list[tuple[Any, ...]]) -> None:
+        """Read the replies ``due``; raise (so the connection is dropped)
+        when one of them is a blocking command's."""
+        for command in due:
+            name = str(command[0]).upper()
+            if name in _BLOCKING:
+                # its reply may never come, or carry an item nobody will
+                # get: dropping the connection makes the server give up
+                raise ConnectionAbortedError(f"{name} cancelled")
+            try:
+                await wrapper.read_with(functools.partial(self._reply, conn, name, {}))
+            except redis.ResponseError:
+                pass  # a whole error reply: read
 
     async def subscribe(self, *channels: str) -> Subscription:
         """``SUBSCRIBE`` on a connection of its own; returns the message iterator."""

@@ -20,6 +20,10 @@ otherwise it blocks the loop; ``write`` loops ``os.write`` on ``fileno()``
 through ``write_with`` instead.  ``timeout=0`` stays set, so a stray
 ``ser.read()`` in async code cannot block either.
 
+Mode: a ``serial.Serial`` is no kind adapt knows, so the recipe chooses
+``nonblocking=True`` (pyserial opens the fd ``O_NONBLOCK`` already; the
+choice keeps it so): with ``VMIN=1`` the fd says ``EAGAIN`` when empty.
+
 Caveats: do not read or write the ``Serial`` object itself while it is
 wrapped (the stream's buffer would be bypassed).  :meth:`AsyncSerial.flush`
 (wait until the output is transmitted, ``tcdrain``) runs in a worker thread:
@@ -74,7 +78,7 @@ class AsyncSerial(BufferedStream):
         attrs = termios.tcgetattr(ser.fileno())
         attrs[6][termios.VMIN], attrs[6][termios.VTIME] = 1, 0
         termios.tcsetattr(ser.fileno(), termios.TCSANOW, attrs)
-        super().__init__(Async(ser), limit=limit)
+        super().__init__(Async(ser, nonblocking=True), limit=limit)
 
     @property
     def serial(self) -> Any:

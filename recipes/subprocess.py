@@ -12,6 +12,10 @@ Signals go through the pidfd too, never to a recycled pid.
 :meth:`Process.communicate` feeds stdin while it drains stdout and stderr
 from one task (an epoll set of the pipes, itself awaited): no deadlock.
 
+Mode: the pipes (unbuffered ``io.FileIO``) are kinds adapt knows and are
+made non-blocking; the pidfd and the epoll set are wrapped with
+``nonblocking=False`` (their ops never block).
+
 Caveats: pipes are unbuffered (``bufsize=0``; a ``BufferedReader``'s
 ``read1()`` returns ``b""`` before data arrives) and bytes (decode the
 lines).  Leaving ``async with`` closes the pipes and waits for the exit, as

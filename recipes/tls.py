@@ -17,6 +17,10 @@ Server name indication and hostname checks are the context's
 (``server_hostname`` defaults to ``host``).  :func:`unwrap` exchanges
 close_notify alerts and returns the plain socket.
 
+Mode: a ``socket.socket`` and an ``ssl.SSLSocket`` are kinds adapt knows:
+``Async`` makes them non-blocking (``settimeout(0.0)``, restored by
+``into_inner()``).
+
 Caveats: name resolution (``getaddrinfo``) blocks, so it runs in a worker
 thread (:func:`adapt.run_sync`); everything else stays in the task.  Timeouts
 are the caller's (``asyncio.timeout``, ``trio.move_on_after``).

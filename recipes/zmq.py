@@ -19,8 +19,11 @@ receiver sleeps.  Sends wait for ``zmq.FD`` to be *readable*
 parks until the peer catches up instead of spinning on an always-writable
 fd.
 
-Caveats: ``zmq.FD`` belongs to libzmq: the recipe never changes its mode
-and opens no fd of its own.  ``zmq.Poller`` and ``zmq.proxy`` block: not
+Mode: ``zmq.FD`` is an int fd, a kind whose mode adapt would change by
+default, but it belongs to libzmq: the recipe wraps it with
+``nonblocking=False``.
+
+Caveats: the recipe opens no fd of its own.  ``zmq.Poller`` and ``zmq.proxy`` block: not
 adapted.  Where a message is many megabytes, a send copies it
 (``copy=False`` is passed through to pyzmq).
 

@@ -2,7 +2,7 @@ import asyncio
 import socket
 import time
 
-from adapt import Async, run_sync
+from adapt import Async, on_cancel, run_sync
 
 
 async def readiness_loses_nothing() -> None:
@@ -35,9 +35,30 @@ async def a_thread_call_finishes() -> None:
     print("carried on")
 
 
+async def protocol_cleanup() -> None:
+    client, server = socket.socketpair()
+    async with Async(client) as c:
+
+        async def discard_reply() -> None:  # protected: runs although cancelled
+            print("discarded", await c.recv(100))
+
+        await c.sendall(b"slow request")
+        asyncio.get_running_loop().call_later(0.1, server.send, b"late reply")
+        try:
+            async with asyncio.timeout(0.05):
+                async with on_cancel(discard_reply, timeout=1):
+                    await c.recv(100)  # the reply is late: cancelled while waiting
+        except TimeoutError:
+            print("timed out")  # raised after the clean-up, inside the scope
+        server.send(b"next reply")
+        print(await c.recv(100))  # the connection is in step: no stale reply
+    server.close()
+
+
 async def main() -> None:
     await readiness_loses_nothing()
     await a_thread_call_finishes()
+    await protocol_cleanup()
 
 
 asyncio.run(main())
@@ -47,3 +68,6 @@ asyncio.run(main())
 # b'late'
 # timed out after ['inserted']
 # carried on
+# discarded b'late reply'
+# timed out
+# b'next reply'

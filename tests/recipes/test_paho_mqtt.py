@@ -11,7 +11,7 @@ import pytest
 from adapt.recipes import paho_mqtt as recipe
 from adapt.recipes.paho_mqtt import MQTT
 
-from adapt import ChannelFull, channel
+from adapt import Async, ChannelFull, channel, run_sync
 
 from ._example import example_main
 from .servers import start_mosquitto
@@ -76,7 +76,7 @@ async def test_slow_consumer_bounded_memory_nothing_lost(backend: str, mosquitto
                 tg.start_soon(produce)
                 async for message in client.messages():
                     got.append(message.payload)
-                    most = max(most, len(client._messages))
+                    most = max(most, len(client._messages))  # the channel's buffer
                     await anyio.sleep(0.002)  # a slow consumer
                     if len(got) == n:
                         break
@@ -138,3 +138,67 @@ async def test_plain_bounded_channel_from_the_loop_thread_kills_the_pump(
     finally:
         stream.close()
         client.disconnect()
+
+
+async def test_paced_channel_from_the_loop_thread_bounded_and_lossless(
+    backend: str, mosquitto: int
+) -> None:
+    # The fix for the test above: overflow="pace" takes what paho delivers
+    # in one read, and the pump stops reading (wait_room) while the slow
+    # consumer is behind, so TCP pushes back on the broker.
+    topic = _topic()
+    maxsize, n = 5, 150
+    send, stream = channel[bytes](maxsize=maxsize, overflow="pace")
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    client.on_message = lambda c, u, message: send(message.payload)
+    subscribed: list[int] = []
+    client.on_subscribe = lambda c, u, mid, codes, props: subscribed.append(mid)
+    await run_sync(client.connect, "127.0.0.1", mosquitto)
+    wrapper = Async(client.socket())  # a socket: paho keeps it non-blocking anyway
+    publisher = MQTT()
+    reads = 0
+
+    async def pump() -> None:
+        nonlocal reads
+        while True:
+            if not send.room:
+                await send.wait_room()  # the consumer is behind: stop reading
+                continue
+            await wrapper.readable()
+            client.loop_read()
+            reads += 1
+            while client.want_write():
+                client.loop_write()
+
+    try:
+        client.subscribe(topic, qos=1)
+        client.loop_write()
+        await publisher.connect("127.0.0.1", mosquitto)
+        got: list[bytes] = []
+        most = 0
+        with anyio.fail_after(20):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(pump)
+                while not subscribed:
+                    await anyio.sleep(0.01)
+
+                async def publish() -> None:
+                    for i in range(n):
+                        await publisher.publish(topic, b"%d" % i, qos=1)
+
+                tg.start_soon(publish)
+                async for payload in stream:
+                    most = max(most, len(stream) + 1)
+                    got.append(payload)
+                    await anyio.sleep(0.002)  # a slow consumer
+                    if len(got) == n:
+                        break
+                tg.cancel_scope.cancel()
+        assert got == [b"%d" % i for i in range(n)]  # all, in order: nothing lost
+        assert most <= 2 * maxsize  # bounded: the bound plus what one read brought
+        assert send.dropped == 0
+    finally:
+        stream.close()
+        wrapper.into_inner()
+        client.disconnect()
+        await publisher.disconnect()

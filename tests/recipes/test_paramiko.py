@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import time
 
 import anyio
@@ -147,12 +146,15 @@ async def test_the_channel_timeout_is_left_alone(backend: str, sshd: Sshd) -> No
         proc = await exec_command(client, "cat")
         try:
             assert proc.chan.gettimeout() is None  # the recipe's wrapper changed nothing
-            plain = Async(proc.chan)  # the default treats it like a socket...
-            assert proc.chan.gettimeout() == 0.0
-            with pytest.raises(socket.timeout):
-                proc.chan.recv(1)  # ...so a blocking call elsewhere fails at once
-            plain.into_inner()
+            # A Channel has settimeout() but is no socket: the default used to
+            # set a timeout of 0, and a blocking recv elsewhere then raised
+            # socket.timeout at once.  Now the choice is the caller's.
+            with pytest.raises(TypeError, match="nonblocking=False"):
+                Async(proc.chan)
             assert proc.chan.gettimeout() is None
+            chosen = Async(proc.chan, nonblocking=True)  # O_NONBLOCK on its fd only
+            assert proc.chan.gettimeout() is None
+            chosen.into_inner()
         finally:
             proc.close()
     finally:

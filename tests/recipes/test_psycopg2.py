@@ -6,7 +6,8 @@ import asyncio
 import io
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
+from typing import TypeVar
 
 import anyio
 import psycopg2
@@ -15,10 +16,12 @@ import pytest
 from adapt.recipes import psycopg2 as recipe
 from adapt.recipes.psycopg2 import Database, connect
 
-from adapt import Async
+from adapt import Async, run_sync
 
 from ._example import example_main
 from .servers import Postgres, free_port
+
+T = TypeVar("T")
 
 
 def _sleeping(pg: Postgres) -> int:
@@ -327,3 +330,129 @@ async def test_execute_and_fetchall_keep_their_own_results(
         assert second.fetchall() == [(3,)]
     finally:
         db.close()
+
+
+#: a query the server keeps working on for 0.5 s after the cancel request
+_SLOW_TO_CANCEL = (
+    "DO $$ BEGIN PERFORM pg_sleep(10);"
+    " EXCEPTION WHEN query_canceled THEN PERFORM pg_sleep(0.5); END $$"
+)
+
+
+def _active(pg: Postgres, sql: str) -> bool:
+    """Whether the server is running ``sql`` now (an ordinary blocking check)."""
+    with psycopg2.connect(pg.dsn) as check, check.cursor() as cur:
+        cur.execute("SELECT count(*) FROM pg_stat_activity WHERE query = %s", (sql,))
+        row = cur.fetchone()
+    check.close()
+    return row is not None and row[0] > 0
+
+
+async def _cancel_in_scope(db: Database, sql: str, backend: str, pg: Postgres) -> float:
+    """Run ``sql`` and cancel it once the server runs it: by ``asyncio.timeout``
+    on asyncio, by a trio cancel scope on trio.  Returns the seconds from the
+    cancellation to the end of the scope."""
+    cancelled: list[float] = []
+
+    async def execute() -> None:
+        await db.execute(sql)
+        raise AssertionError("not cancelled")  # pragma: no cover
+
+    async def when_active(cancel: Callable[[], object]) -> None:
+        with anyio.fail_after(10):
+            while not await run_sync(_active, pg, sql):
+                await anyio.sleep(0.02)
+        await anyio.sleep(0.2)  # into the statement's body (a DO block's handler)
+        cancelled.append(time.monotonic())
+        cancel()
+
+    async with anyio.create_task_group() as tg:
+        if backend == "trio":
+            with anyio.CancelScope() as scope:
+                tg.start_soon(when_active, scope.cancel)
+                await execute()
+            assert scope.cancelled_caught
+        else:
+            loop = asyncio.get_running_loop()
+            deadline = asyncio.timeout(None)
+
+            async def in_timeout() -> None:
+                async with deadline:
+                    tg.start_soon(when_active, lambda: deadline.reschedule(loop.time()))
+                    await execute()
+
+            with pytest.raises(TimeoutError):
+                await in_timeout()
+            task = asyncio.current_task()
+            assert task is not None
+            assert task.cancelling() == 0
+    return time.monotonic() - cancelled[0]
+
+
+async def _max_gap_while(fn: Callable[[], Awaitable[T]]) -> tuple[T, float]:
+    """``fn()``'s result, and the longest the loop went without running a
+    5 ms ticker meanwhile."""
+    gaps = [0.0]
+    last = [time.monotonic()]
+
+    async def ticker() -> None:
+        while True:
+            await anyio.sleep(0.005)
+            now = time.monotonic()
+            gaps.append(now - last[0])
+            last[0] = now
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(ticker)
+        result = await fn()
+        gaps.append(time.monotonic() - last[0])  # up to now, ticked or not
+        tg.cancel_scope.cancel()
+    return result, max(gaps)
+
+
+async def test_cancel_cleanup_keeps_the_loop_running(backend: str, postgres: Postgres) -> None:
+    # The clean-up (cancel request, then the drain) waits 0.5 s for the
+    # server here; done synchronously it blocked the loop all that time.
+    db = await connect(postgres.dsn)
+    try:
+        took, gap = await _max_gap_while(
+            lambda: _cancel_in_scope(db, _SLOW_TO_CANCEL, backend, postgres)
+        )
+        assert 0.5 <= took < 3  # waited for the drain, not for pg_sleep(10)
+        assert gap < 0.2, f"the loop was blocked for {gap * 1000:.0f} ms"
+        assert await db.fetchall("SELECT 1") == [(1,)]
+    finally:
+        db.close()
+
+
+async def test_cancelled_pg_sleep_returns_at_once(backend: str, postgres: Postgres) -> None:
+    db = await connect(postgres.dsn)
+    try:
+        took, gap = await _max_gap_while(
+            lambda: _cancel_in_scope(db, "SELECT pg_sleep(10)", backend, postgres)
+        )
+        assert took < 1
+        assert gap < 0.2, f"the loop was blocked for {gap * 1000:.0f} ms"
+        assert _sleeping(postgres) == 0  # stopped on the server
+        assert await db.fetchall("SELECT 2") == [(2,)]
+        assert db.conn.status == ext.STATUS_READY
+    finally:
+        db.close()
+
+
+async def test_cancel_cleanup_past_its_deadline_closes_the_connection(
+    backend: str, postgres: Postgres
+) -> None:
+    # (a cancel request that reaches the server before the DO block's handler
+    # is in place ends the statement at once; that attempt is repeated)
+    for _attempt in range(3):
+        db = await connect(postgres.dsn, cancel_timeout=0.1)
+        try:
+            took = await _cancel_in_scope(db, _SLOW_TO_CANCEL, backend, postgres)
+            closed_by_cleanup = bool(db.conn.closed)
+        finally:
+            db.close()
+        if closed_by_cleanup or took >= 0.1:
+            break
+    assert took < 0.45  # cut short at cancel_timeout, before the drain could end
+    assert closed_by_cleanup  # out of step with the server: not reused

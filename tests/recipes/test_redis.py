@@ -141,3 +141,35 @@ async def test_pubsub_drains_the_parser_before_waiting(backend: str, redis_port:
             assert got == [str(i).encode() for i in range(n)]
         finally:
             sub.close()
+
+
+#: a script that keeps the server busy for 0.3 s, then answers 1
+_BUSY = """
+local start = redis.call('TIME')
+local function now() local t = redis.call('TIME') return t[1] + t[2] / 1e6 end
+local t0 = start[1] + start[2] / 1e6
+while now() - t0 < 0.3 do end
+return 1
+"""
+
+
+async def test_cancelled_command_is_drained_not_dropped(backend: str, redis_port: int) -> None:
+    async with Client(port=redis_port) as r:
+        before = await r.execute("CLIENT", "ID")
+        with anyio.move_on_after(0.1) as scope:
+            await r.execute("EVAL", _BUSY, 0)
+        assert scope.cancelled_caught
+        # the late reply was read in the clean-up: same connection, in step
+        assert await r.execute("CLIENT", "ID") == before
+        assert await r.execute("ECHO", "next") == b"next"
+
+
+async def test_cancelled_pipeline_past_its_deadline_drops_the_connection(
+    backend: str, redis_port: int
+) -> None:
+    async with Client(port=redis_port, cancel_timeout=0.05) as r:
+        before = await r.execute("CLIENT", "ID")
+        with anyio.move_on_after(0.1):
+            await r.pipeline(("EVAL", _BUSY, 0), ("ECHO", "late"))
+        assert await r.execute("ECHO", "next") == b"next"  # not "late" nor 1
+        assert await r.execute("CLIENT", "ID") != before  # a new connection

@@ -14,7 +14,7 @@ import serial
 from adapt.recipes import serial as recipe
 from adapt.recipes.serial import AsyncSerial, open_serial
 
-from adapt import BufferedStream, LimitOverrunError
+from adapt import Async, BufferedStream, LimitOverrunError
 
 from ._example import example_main
 
@@ -134,8 +134,10 @@ async def test_buffered_stream_over_serial_read(backend: str, ports: tuple[str, 
         return ser.read(size) or None
 
     payload = os.urandom(200_000)
-    rx = BufferedStream(serial.Serial(ports[1], timeout=0), read=read)
-    tx = BufferedStream(serial.Serial(ports[0], timeout=0))
+    # a Serial is no kind adapt knows: the mode is the caller's choice
+    # (pyserial opens the port O_NONBLOCK already)
+    rx = BufferedStream(Async(serial.Serial(ports[1], timeout=0), nonblocking=True), read=read)
+    tx = BufferedStream(Async(serial.Serial(ports[0], timeout=0), nonblocking=True))
     async with rx, tx, anyio.create_task_group() as tg:
         tg.start_soon(tx.write_all, b"AT\r\n" + payload)
         assert await rx.readuntil(b"\r\n") == b"AT\r\n"

@@ -45,6 +45,14 @@ async def stream() -> None:
     channel[int](overflow="sometimes")  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
 
 
+async def paced() -> None:
+    send, _ = channel[str](maxsize=4, overflow="pace")
+    assert_type(send.room, int | None)
+    assert_type(await send.wait_room(), None)
+    assert_type(channel[str](overflow=Overflow.PACE), tuple[Sender[str], Receiver[str]])
+    send.room = 3  # type: ignore[misc]  # pyright: ignore[reportAttributeAccessIssue]
+
+
 async def twice(x: int) -> int:
     return 2 * x
 
