@@ -47,8 +47,8 @@ from collections.abc import Callable
 from operator import methodcaller
 from typing import Any, TypeGuard
 
-from ._async import Async
-from ._resource import AsyncResource
+from .._core._async import Async
+from .._resource import AsyncResource
 
 __all__ = ["BufferedStream", "IncompleteReadError", "LimitOverrunError"]
 
