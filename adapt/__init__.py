@@ -9,26 +9,17 @@
 
 from __future__ import annotations
 
-from ._async import Async as Async
-from ._asyncify import AsyncClass as AsyncClass
-from ._asyncify import AsyncObject as AsyncObject
-from ._asyncify import asyncify as asyncify
-from ._buffered import BufferedStream as BufferedStream
-from ._buffered import IncompleteReadError as IncompleteReadError
-from ._buffered import LimitOverrunError as LimitOverrunError
+from ._bridges._channel import ChannelFull as ChannelFull
+from ._bridges._channel import Overflow as Overflow
+from ._bridges._channel import Receiver as Receiver
+from ._bridges._channel import Sender as Sender
+from ._bridges._channel import channel as channel
 from ._cancel import on_cancel as on_cancel
-from ._channel import ChannelFull as ChannelFull
-from ._channel import Overflow as Overflow
-from ._channel import Receiver as Receiver
-from ._channel import Sender as Sender
-from ._channel import channel as channel
+from ._core._async import Async as Async
 from ._errors import ClosedResourceError as ClosedResourceError
 from ._errors import WantRead as WantRead
 from ._errors import WantWrite as WantWrite
 from ._errors import WouldBlock as WouldBlock
-from ._iterate import ThreadIterator as ThreadIterator
-from ._iterate import iterate as iterate
-from ._limiter import CapacityLimiter as CapacityLimiter
 from ._monitor import Monitor as Monitor
 from ._monitor import StackEntry as StackEntry
 from ._monitor import Stall as Stall
@@ -36,12 +27,17 @@ from ._monitor import StallReport as StallReport
 from ._monitor import StallSite as StallSite
 from ._monitor import Suggestion as Suggestion
 from ._monitor import monitor as monitor
-from ._oneshot import Callback as Callback
-from ._oneshot import CallbackDropped as CallbackDropped
-from ._oneshot import Result as Result
-from ._oneshot import deferred as deferred
-from ._oneshot import oneshot as oneshot
-from ._portal import Portal as Portal
+from ._offload._asyncify import AsyncClass as AsyncClass
+from ._offload._asyncify import AsyncObject as AsyncObject
+from ._offload._asyncify import asyncify as asyncify
+from ._offload._iterate import ThreadIterator as ThreadIterator
+from ._offload._iterate import iterate as iterate
+from ._offload._limiter import CapacityLimiter as CapacityLimiter
+from ._offload._reader import Reader as Reader
+from ._offload._reader import reader as reader
+from ._offload._threads import run_sync as run_sync
+from ._offload._writer import Writer as Writer
+from ._offload._writer import writer as writer
 from ._shims import AsyncConnection as AsyncConnection
 from ._shims import AsyncFD as AsyncFD
 from ._shims import AsyncFileIO as AsyncFileIO
@@ -50,11 +46,9 @@ from ._shims import AsyncSSLSocket as AsyncSSLSocket
 from ._shims import Shim as Shim
 from ._shims import reads as reads
 from ._shims import writes as writes
-from ._streams import Reader as Reader
-from ._streams import reader as reader
-from ._threads import run_sync as run_sync
-from ._writer import Writer as Writer
-from ._writer import writer as writer
+from ._streams._buffered import BufferedStream as BufferedStream
+from ._streams._buffered import IncompleteReadError as IncompleteReadError
+from ._streams._buffered import LimitOverrunError as LimitOverrunError
 
 __version__ = "0.1.0"
 

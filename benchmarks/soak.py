@@ -20,6 +20,7 @@ every sample and the totals, and exits 1 when they are not flat.
 
     python benchmarks/soak.py --loop asyncio --seconds 120
     python benchmarks/soak.py --loop trio --seconds 10 --scale 0.2    # CI-sized
+    python benchmarks/soak.py --loop trio --only offload              # one workload
 """
 
 from __future__ import annotations
@@ -230,8 +231,17 @@ async def _sample(base_threads: int) -> tuple[int, int, int, int]:
     return (_rss(), tracemalloc.get_traced_memory()[0], _fds(), threading.active_count())
 
 
+WORKLOADS = ("cycles", "connections", "offload")
+
+
 async def soak(
-    seconds: float, scale: float, warmup: int, min_rounds: int, totals: Totals, top: int
+    seconds: float,
+    scale: float,
+    warmup: int,
+    min_rounds: int,
+    totals: Totals,
+    top: int,
+    only: tuple[str, ...] = WORKLOADS,
 ) -> None:
     cycles = max(3, int(10000 * scale))
     conns = max(2, int(3000 * scale))
@@ -243,10 +253,13 @@ async def soak(
         round_no = 0
         while round_no < min_rounds or time.monotonic() < deadline:
             started = time.monotonic()
-            for i in range(cycles):
-                await _cycle(i, totals)
-            await _connections(conns, 5, totals)
-            await _offload(scale, tmp.name, totals)
+            if "cycles" in only:
+                for i in range(cycles):
+                    await _cycle(i, totals)
+            if "connections" in only:
+                await _connections(conns, 5, totals)
+            if "offload" in only:
+                await _offload(scale, tmp.name, totals)
             round_no += 1
             if round_no > warmup:
                 totals.samples.append(await _sample(base_threads))
@@ -296,14 +309,22 @@ def main() -> int:
     parser.add_argument(
         "--top", type=int, default=0, help="print the N source lines whose traced memory grew most"
     )
+    parser.add_argument(
+        "--only",
+        default=",".join(WORKLOADS),
+        help="comma-separated workloads to run (default: all of %(default)s)",
+    )
     args = parser.parse_args()
+    only = tuple(args.only.split(","))
+    if not set(only) <= set(WORKLOADS):
+        parser.error(f"--only takes {', '.join(WORKLOADS)}, not {args.only!r}")
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # two fds per connection
     tracemalloc.start()
     totals = Totals()
     started = time.monotonic()
     run = lambda: soak(  # noqa: E731
-        args.seconds, args.scale, args.warmup, args.warmup + 3, totals, args.top
+        args.seconds, args.scale, args.warmup, args.warmup + 3, totals, args.top, only
     )
     if args.loop == "trio":
         anyio.run(run, backend="trio")

@@ -22,7 +22,7 @@ from adapt import (
     Sender,
     channel,
 )
-from adapt._buffer import BUDGET
+from adapt._bridges._buffer import BUDGET
 
 TIMEOUT = 5.0
 

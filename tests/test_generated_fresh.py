@@ -12,15 +12,15 @@ from pathlib import Path
 import pytest
 
 import adapt
-from adapt import _generate
-from adapt._shimspec import CATALOG, TypeSpec
+from adapt._shims import _generate
+from adapt._shims._spec import CATALOG, TypeSpec
 
 ROOT = Path(__file__).parent.parent
 
 
 def test_generated_files_are_fresh() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "adapt._generate", "--check"],
+        [sys.executable, "-m", "adapt._shims._generate", "--check"],
         capture_output=True,
         text=True,
         cwd=ROOT,
@@ -33,9 +33,9 @@ def test_generated_files_are_fresh() -> None:
 def test_check_fails_on_a_stale_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    module = tmp_path / "adapt" / "_shims_gen.py"
+    module = tmp_path / "adapt" / "_shims" / "_gen.py"
     docs = tmp_path / "docs" / "shims.rst"
-    module.parent.mkdir()
+    module.parent.mkdir(parents=True)
     docs.parent.mkdir()
     module.write_text(_generate.MODULE.read_text().replace("Awaitable", "Awaitible", 1))
     docs.write_text(_generate.DOCS.read_text())
@@ -43,7 +43,7 @@ def test_check_fails_on_a_stale_file(
     monkeypatch.setattr(_generate, "MODULE", module)
     monkeypatch.setattr(_generate, "DOCS", docs)
     assert _generate.main(["--check"]) == 1
-    assert "stale: adapt/_shims_gen.py" in capsys.readouterr().out
+    assert "stale: adapt/_shims/_gen.py" in capsys.readouterr().out
     assert _generate.main([]) == 0  # rewrites it
     assert _generate.main(["--check"]) == 0
     assert module.read_text() == _generate.render_module()
@@ -90,7 +90,7 @@ def test_stubs_match_the_real_methods(spec: TypeSpec) -> None:
     """Where the real method has an introspectable signature, the stub's is its prefix.
 
     (Methods written in C often have none; the type checkers compare those
-    with typeshed -- see ``check_conformance`` in ``adapt/_shimspec.py``.)
+    with typeshed -- see ``check_conformance`` in ``adapt/_shims/_spec.py``.)
     """
     wrapped = _wrapped(spec)
     checked = 0

@@ -1,4 +1,4 @@
-"""Predicted waits (``adapt/_predict.py``) and the trio backend's fast path."""
+"""Predicted waits (``adapt/_core/_predict.py``) and the trio backend's fast path."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ import anyio
 import pytest
 
 from adapt import Async, AsyncSocket
+from adapt._core._predict import DONE, DONE_WAITED, NEVER, START, initial
 from adapt._errors import READ, WRITE
-from adapt._predict import DONE, DONE_WAITED, NEVER, START, initial
 
 from ._util import socketpair
 

@@ -18,7 +18,7 @@ import pytest
 
 import adapt
 from adapt import CapacityLimiter, run_sync
-from adapt._pool import IDLE_TIMEOUT, Sink
+from adapt._offload._pool import IDLE_TIMEOUT, Sink
 
 VAR: contextvars.ContextVar[str] = contextvars.ContextVar("VAR", default="unset")
 

@@ -58,7 +58,7 @@ from typing import Any, cast
 
 import sniffio
 
-from ._backends import Backend, LoopToken, current_backend
+from .._backends import Backend, LoopToken, current_backend
 
 __all__ = [
     "IDLE_TIMEOUT",

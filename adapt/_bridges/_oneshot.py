@@ -48,7 +48,7 @@ from collections.abc import Callable, Generator
 from threading import get_ident
 from typing import Any, Generic, TypeVar, cast, overload
 
-from ._backends import LoopToken, Waiter, current_backend
+from .._backends import LoopToken, Waiter, current_backend
 
 __all__ = ["Callback", "CallbackDropped", "Result", "deferred", "oneshot"]
 

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable
 from typing import Any, cast
 
-from ._errors import READ, WRITE, WouldBlock
+from .._errors import READ, WRITE, WouldBlock
 
 __all__ = [
     "FREE",

@@ -43,8 +43,9 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Generic, Literal, Self, TypeVar, cast, overload
 
-from ._backends import Reactor, current_backend, running_reactor
-from ._errors import READ, WRITE, ClosedResourceError
+from .._backends import Reactor, current_backend, running_reactor
+from .._errors import READ, WRITE, ClosedResourceError
+from .._resource import AsyncResource
 from ._fd import (
     FREE,
     OTHER,
@@ -62,15 +63,14 @@ from ._fd import (
     unknown_mode_error,
 )
 from ._predict import DONE, DONE_WAITED, START, initial
-from ._resource import AsyncResource
-from ._subclass import for_subclass
+from ._subclass import document, for_subclass
 
 if TYPE_CHECKING:
     import io
     import multiprocessing.connection
     import ssl
 
-    from ._shims import AsyncConnection, AsyncFD, AsyncFileIO, AsyncSocket, AsyncSSLSocket
+    from .._shims import AsyncConnection, AsyncFD, AsyncFileIO, AsyncSocket, AsyncSSLSocket
 
 __all__ = ["Async"]
 
@@ -119,9 +119,7 @@ def _shim_for(klass: type) -> type[Async[Any]]:
         if not isinstance(wrapped, type):
             raise TypeError(f"{shim.__qualname__}: wraps={dotted!r} names no class")
         _SHIMS.setdefault(wrapped, shim)
-        from ._shims_base import document
-
-        document(shim, wrapped)
+        document(shim, wrapped, Async)
     found: type[Async[Any]] = Async
     for base in klass.__mro__:
         known = _SHIMS.get(base)
@@ -328,7 +326,7 @@ class Async(AsyncResource, Generic[T]):
             if name.startswith("_"):
                 # unset slots, protocol probes: no search, no import
                 raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-            from ._shims import missing_shim
+            from .._shims import missing_shim
 
             raise missing_shim(self, name)
 

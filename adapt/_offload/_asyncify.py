@@ -55,10 +55,10 @@ from typing import (
 
 import wrapt
 
-from ._backends import current_backend
-from ._errors import ClosedResourceError
+from .._backends import current_backend
+from .._errors import ClosedResourceError
+from .._resource import AsyncResource
 from ._limiter import CapacityLimiter
-from ._resource import AsyncResource
 from ._threads import Pinned, offload, offload_pinned
 
 __all__ = ["AsyncClass", "AsyncObject", "asyncify"]

@@ -12,11 +12,11 @@ runs the method:
   non-blocking mode, such as ``multiprocessing`` connections); ``call``
   replaces the default ``var.method(args)`` expression.
 * :func:`custom` -- the method is written by hand in the shim's base class
-  (``adapt/_shims_base.py``); the rule only documents it.
+  (``adapt/_shims/_base.py``); the rule only documents it.
 
-``python -m adapt._generate`` turns the catalog into ``adapt/_shims_gen.py``
+``python -m adapt._shims._generate`` turns the catalog into ``adapt/_shims/_gen.py``
 (typed methods with the sync parameters) and the listing in
-``docs/shims.rst``; ``python -m adapt._generate --check`` fails when either
+``docs/shims.rst``; ``python -m adapt._shims._generate --check`` fails when either
 is stale.  Nothing here runs on the hot path; the module is only imported by
 the generator, the tests and the type checker.
 """
@@ -71,7 +71,7 @@ class TypeSpec:
     wraps: str
     #: the generated class
     name: str
-    #: its hand-written base class in ``adapt._shims_base``
+    #: its hand-written base class in ``adapt._shims._base``
     base: str
     #: the name of the wrapped object in the generated ops
     var: str
@@ -85,7 +85,7 @@ class TypeSpec:
     nonblocking: bool = True
     #: the methods move bytes between the caller and the kernel's buffer, with
     #: no buffer of their own (``Async._io`` may then wait before trying; see
-    #: ``adapt/_predict.py``, which also says which objects qualify)
+    #: ``adapt/_core/_predict.py``, which also says which objects qualify)
     direct: bool = False
 
     def rules(self) -> Iterable[tuple[str, MethodRule]]:

@@ -28,7 +28,7 @@ from collections import deque
 from types import TracebackType
 from typing import Protocol
 
-from ._backends import Backend, Waiter, current_backend
+from .._backends import Backend, Waiter, current_backend
 from ._pool import POOL, Sink, current_sink, reset_after_fork
 
 __all__ = ["DEFAULT_TOKENS", "CapacityLimiter", "Grantee", "Runnable"]

@@ -63,7 +63,7 @@ import time
 from collections import deque
 from typing import Any
 
-from ._backends import Backend, LoopToken, Waiter, current_backend
+from .._backends import Backend, LoopToken, Waiter, current_backend
 
 __all__ = [
     "BUDGET",

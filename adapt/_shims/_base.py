@@ -1,6 +1,6 @@
 """Hand-written parts of the built-in shims, and the helpers generated ops use.
 
-The generated classes in ``adapt/_shims_gen.py`` derive from the bases here,
+The generated classes in ``adapt/_shims/_gen.py`` derive from the bases here,
 which hold the shims that are more than "call, and wait while it would
 block" (``sendall``, ``accept``, ``connect``, ``FileIO.read(-1)``...).  Like
 the generated ones, they are explicit ``async`` methods of the wrapper: the
@@ -10,7 +10,6 @@ sync object is never touched.
 from __future__ import annotations
 
 import errno
-import inspect
 import io
 import os
 import select
@@ -19,9 +18,9 @@ from collections.abc import Coroutine
 from functools import partial
 from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar, overload
 
-from ._async import Async
-from ._backends import current_backend
-from ._errors import READ, WRITE, ClosedResourceError, WouldBlock
+from .._backends import current_backend
+from .._core._async import Async
+from .._errors import READ, WRITE, ClosedResourceError, WouldBlock
 
 if TYPE_CHECKING:
     import multiprocessing.connection
@@ -29,7 +28,7 @@ if TYPE_CHECKING:
 
     from _typeshed import ReadableBuffer, WriteableBuffer
 
-    from ._shims_gen import AsyncSocket
+    from ._gen import AsyncSocket
 
 __all__ = [
     "ConnectionBase",
@@ -37,7 +36,6 @@ __all__ = [
     "FileIOBase",
     "SSLBase",
     "SocketBase",
-    "document",
     "message_ready",
     "not_yet",
     "room_to_send",
@@ -92,31 +90,6 @@ def room_to_send(conn: Any) -> bool:
         return False
     _blocking(conn.fileno())
     return True
-
-
-def document(shim: type, wrapped: type) -> None:
-    """Append the sync method's documentation to each shim's, for ``help()``.
-
-    Run once, when the wrapped class is known (its module may be imported
-    after adapt).  The generated docstring (the one an IDE reads) stays first.
-    """
-    if shim.__dict__.get("_adapt_documented") is wrapped:
-        return
-    for klass in shim.__mro__:
-        if klass is Async:
-            break
-        for name, fn in vars(klass).items():
-            sync = getattr(wrapped, name, None)
-            doc = inspect.getdoc(sync) if sync is not None else None
-            if name.startswith("_") or not inspect.isfunction(fn) or not doc:
-                continue
-            if getattr(fn, "_adapt_sync_doc", False):
-                continue  # shared by several shims: documented by the first
-            fn._adapt_sync_doc = True  # type: ignore[attr-defined]
-            label = f"{wrapped.__module__}.{wrapped.__qualname__}.{name}"
-            own = inspect.cleandoc(fn.__doc__ or "")
-            fn.__doc__ = f"{own}\n\nThe sync method ({label}):\n\n{doc}"
-    shim._adapt_documented = wrapped  # type: ignore[attr-defined]
 
 
 def _send(sock: socket.socket, chunk: memoryview, flags: int) -> int:

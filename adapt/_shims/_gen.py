@@ -1,6 +1,6 @@
-"""Shims generated from ``adapt/_shimspec.py`` by ``python -m adapt._generate``.
+"""Shims generated from ``_spec.py`` by ``python -m adapt._shims._generate``.
 
-Do not edit: change the catalog (or ``adapt/_shims_base.py``) and regenerate.
+Do not edit: change the catalog (or ``adapt/_shims/_base.py``) and regenerate.
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import os
 from collections.abc import Coroutine, Iterable
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
-from ._errors import READ, WRITE
-from ._shims_base import (
+from .._errors import READ, WRITE
+from ._base import (
     ConnectionBase,
     FDBase,
     FileIOBase,
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
     from _typeshed import ReadableBuffer, WriteableBuffer
 
-    from ._async import ExcTypes
+    from .._core._async import ExcTypes
 
 __all__ = ["AsyncConnection", "AsyncFD", "AsyncFileIO", "AsyncSSLSocket", "AsyncSocket"]
 

@@ -44,7 +44,7 @@ import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar, TypeVarTuple, cast
 
-from ._backends import Backend, LoopToken, current_backend
+from .._backends import Backend, LoopToken, current_backend
 
 __all__ = ["Portal"]
 

@@ -42,7 +42,7 @@ from typing import Any, TypeVar, TypeVarTuple, Unpack
 
 import sniffio
 
-from ._backends import Waiter, current_backend
+from .._backends import Waiter, current_backend
 from ._limiter import CapacityLimiter, Runnable
 from ._pool import (
     POOL,

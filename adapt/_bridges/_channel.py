@@ -1,6 +1,6 @@
 """Multi-shot callback bridge: ``channel()``, its ``Sender`` and ``Receiver``.
 
-The sender and the receiver share a :class:`~adapt._buffer.Buffer`; how it
+The sender and the receiver share a :class:`~adapt._bridges._buffer.Buffer`; how it
 stays bounded, lock-free and cheap to wake is explained there.  This module
 adds the two ends: ending the stream (close, fail, a dropped sender), the
 consumer's ``on_empty`` hook and its cooperative budget.
@@ -11,11 +11,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Generic, Literal, TypeVar
 
-from ._backends import Backend
+from .._backends import Backend
+from .._errors import ClosedResourceError
+from .._resource import AsyncResource
 from ._buffer import BUDGET, CLOSED, DROPPED, FAILED, Buffer, ChannelFull, Overflow, RoomWaiter
-from ._errors import ClosedResourceError
 from ._oneshot import CallbackDropped, check_exception
-from ._resource import AsyncResource
 
 __all__ = ["ChannelFull", "Overflow", "Receiver", "Sender", "channel"]
 

@@ -50,10 +50,10 @@ from collections.abc import Callable
 from threading import Lock
 from typing import Any, AnyStr, Generic, Protocol, overload
 
-from ._backends import Backend, Waiter, current_backend
-from ._errors import ClosedResourceError
+from .._backends import Backend, Waiter, current_backend
+from .._errors import ClosedResourceError
+from .._resource import AsyncResource
 from ._pool import POOL, Sink, current_sink
-from ._resource import AsyncResource
 from ._threads import offload
 
 __all__ = [

@@ -35,10 +35,10 @@ from typing import Generic, TypeVar
 
 import sniffio
 
-from ._backends import Waiter, current_backend
+from .._backends import Waiter, current_backend
+from .._resource import AsyncResource
 from ._pool import POOL, Sink, current_sink
-from ._resource import AsyncResource
-from ._streams import check_size
+from ._reader import check_size
 from ._threads import offload
 
 __all__ = ["ThreadIterator", "iterate"]

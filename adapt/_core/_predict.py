@@ -49,7 +49,7 @@ import os
 import socket
 from typing import Any
 
-from ._errors import READ, WRITE
+from .._errors import READ, WRITE
 
 __all__ = ["DONE", "DONE_WAITED", "NEVER", "START", "initial"]
 

@@ -1,9 +1,9 @@
-"""Generate the built-in shims and their docs listing from ``adapt/_shimspec.py``.
+"""Generate the built-in shims and their docs listing from ``adapt/_shims/_spec.py``.
 
 ::
 
-    python -m adapt._generate            # rewrite adapt/_shims_gen.py and docs/shims.rst
-    python -m adapt._generate --check    # exit 1 if either is stale (CI)
+    python -m adapt._shims._generate            # rewrite adapt/_shims/_gen.py and docs/shims.rst
+    python -m adapt._shims._generate --check    # exit 1 if either is stale (CI)
 
 Theory of operation
 -------------------
@@ -36,13 +36,13 @@ import textwrap
 import types
 from pathlib import Path
 
-from . import _shims_base
-from ._shimspec import CATALOG, MethodRule, TypeSpec
+from . import _base as _shims_base
+from ._spec import CATALOG, MethodRule, TypeSpec
 
-ROOT = Path(__file__).resolve().parent.parent
-MODULE = ROOT / "adapt" / "_shims_gen.py"
+ROOT = Path(__file__).resolve().parents[2]
+MODULE = ROOT / "adapt" / "_shims" / "_gen.py"
 DOCS = ROOT / "docs" / "shims.rst"
-BEGIN = ".. BEGIN GENERATED SHIM CATALOG (python -m adapt._generate; do not edit)"
+BEGIN = ".. BEGIN GENERATED SHIM CATALOG (python -m adapt._shims._generate; do not edit)"
 END = ".. END GENERATED SHIM CATALOG"
 WIDTH = 100
 
@@ -252,9 +252,9 @@ def render_module() -> str:
     params = sorted({p for spec in CATALOG for p in spec.params})
     modules = sorted({spec.wraps.rpartition(".")[0] for spec in CATALOG} - {"builtins"})
     head = [
-        '"""Shims generated from ``adapt/_shimspec.py`` by ``python -m adapt._generate``.',
+        '"""Shims generated from ``_spec.py`` by ``python -m adapt._shims._generate``.',
         "",
-        "Do not edit: change the catalog (or ``adapt/_shims_base.py``) and regenerate.",
+        "Do not edit: change the catalog (or ``adapt/_shims/_base.py``) and regenerate.",
         '"""',
         "",
         "from __future__ import annotations",
@@ -267,15 +267,15 @@ def render_module() -> str:
         "from collections.abc import Coroutine" + (", Iterable" if "Iterable[" in text else ""),
         f"from typing import {', '.join(typing_names)}",
         "",
-        "from ._errors import READ, WRITE",
-        *_call("from ._shims_base import ", [*bases, *helpers], "", 0, hug=False),
+        "from .._errors import READ, WRITE",
+        *_call("from ._base import ", [*bases, *helpers], "", 0, hug=False),
         "",
         "if TYPE_CHECKING:",
         *(f"    import {m}" for m in modules),
         "",
         "    from _typeshed import ReadableBuffer, WriteableBuffer",
         "",
-        "    from ._async import ExcTypes",
+        "    from .._core._async import ExcTypes",
         "",
         *_call("__all__ = ", [f'"{name}"' for name in sorted(names)], "", 0, ("[", "]")),
     ]
@@ -336,7 +336,7 @@ def _same(path: Path, text: str) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m adapt._generate", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m adapt._shims._generate", description=__doc__)
     parser.add_argument("--check", action="store_true", help="exit 1 if the output is stale")
     options = parser.parse_args(argv)
     docs = DOCS.read_text()
@@ -344,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
     stale = [path for path, text in outputs.items() if not _same(path, text)]
     if options.check:
         for path in stale:
-            print(f"stale: {path.relative_to(ROOT)} (run: python -m adapt._generate)")
+            print(f"stale: {path.relative_to(ROOT)} (run: python -m adapt._shims._generate)")
         return 1 if stale else 0
     for path in stale:
         path.write_text(outputs[path])

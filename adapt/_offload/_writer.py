@@ -20,10 +20,10 @@ import functools
 from collections.abc import Callable
 from typing import Any, AnyStr, Generic, Protocol, overload
 
-from ._backends import Waiter, current_backend
+from .._backends import Waiter, current_backend
+from .._resource import AsyncResource
 from ._pool import POOL, Sink, current_sink
-from ._resource import AsyncResource
-from ._streams import DEFAULT_BUFFER, Stream, check_bool, check_file, check_size, is_text
+from ._reader import DEFAULT_BUFFER, Stream, check_bool, check_file, check_size, is_text
 
 __all__ = ["Writer", "writer"]
 

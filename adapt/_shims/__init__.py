@@ -8,8 +8,8 @@ awaiting task through ``Async._io`` (the engine of ``read_with`` /
 would-block mapping.  Shims only ever exist on the wrapper: the sync object
 and its class are left as they are, and ``Async(sock)`` is not a socket.
 
-The built-in shims are generated source (``adapt/_shims_gen.py``, from the
-catalog in ``adapt/_shimspec.py``).  Users declare their own with
+The built-in shims are generated source (``adapt/_shims/_gen.py``, from the
+catalog in ``adapt/_shims/_spec.py``).  Users declare their own with
 :func:`reads` / :func:`writes`, which return a :class:`Shim` descriptor.  Its
 ``ParamSpec`` typing gives checkers the sync signature on the wrapper (and on
 the sync object, where it stays the plain sync method); at run time it never
@@ -40,10 +40,10 @@ from typing import (
     overload,
 )
 
-from ._async import Async, ExcTypes
-from ._errors import READ, WRITE, WouldBlock
-from ._shims_base import document
-from ._shims_gen import AsyncConnection, AsyncFD, AsyncFileIO, AsyncSocket, AsyncSSLSocket
+from .._core._async import Async, ExcTypes
+from .._core._subclass import document
+from .._errors import READ, WRITE, WouldBlock
+from ._gen import AsyncConnection, AsyncFD, AsyncFileIO, AsyncSocket, AsyncSSLSocket
 
 __all__ = [
     "AsyncConnection",
@@ -59,8 +59,8 @@ __all__ = [
 
 # help() shows the sync documentation too; for ssl and multiprocessing, once
 # their module is imported and a first object is wrapped.
-document(AsyncSocket, socket.socket)
-document(AsyncFileIO, io.FileIO)
+document(AsyncSocket, socket.socket, Async)
+document(AsyncFileIO, io.FileIO, Async)
 
 _T = TypeVar("_T")
 _P = ParamSpec("_P")

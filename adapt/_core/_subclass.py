@@ -1,4 +1,5 @@
-"""Shim selection for subclasses: a subclass's changed method gets no base shim.
+"""Shim selection for subclasses (a subclass's changed method gets no base
+shim), and the sync documentation appended to each shim's methods.
 
 ``Async(obj)`` picks the shim class registered for the nearest class in
 ``type(obj).__mro__``.  When that is a base class, the subclass may have
@@ -13,7 +14,7 @@ import inspect
 from collections.abc import Callable, Collection
 from typing import Any, cast
 
-__all__ = ["for_subclass"]
+__all__ = ["document", "for_subclass"]
 
 
 def for_subclass(shim: type[Any], base: type, klass: type, own: Collection[str]) -> type[Any]:
@@ -75,3 +76,29 @@ def _refusal(name: str, base: type, klass: type) -> Callable[..., Any]:
 
     refuse.__name__ = name
     return refuse
+
+
+def document(shim: type, wrapped: type, stop: type) -> None:
+    """Append the sync method's documentation to each shim's, for ``help()``.
+
+    Run once, when the wrapped class is known (its module may be imported
+    after adapt).  The generated docstring (the one an IDE reads) stays first.
+    ``stop`` is the class whose methods are the wrapper's own (``Async``).
+    """
+    if shim.__dict__.get("_adapt_documented") is wrapped:
+        return
+    for klass in shim.__mro__:
+        if klass is stop:
+            break
+        for name, fn in vars(klass).items():
+            sync = getattr(wrapped, name, None)
+            doc = inspect.getdoc(sync) if sync is not None else None
+            if name.startswith("_") or not inspect.isfunction(fn) or not doc:
+                continue
+            if getattr(fn, "_adapt_sync_doc", False):
+                continue  # shared by several shims: documented by the first
+            fn._adapt_sync_doc = True  # type: ignore[attr-defined]
+            label = f"{wrapped.__module__}.{wrapped.__qualname__}.{name}"
+            own = inspect.cleandoc(fn.__doc__ or "")
+            fn.__doc__ = f"{own}\n\nThe sync method ({label}):\n\n{doc}"
+    shim._adapt_documented = wrapped  # type: ignore[attr-defined]

@@ -60,9 +60,9 @@ from collections.abc import Callable
 from operator import methodcaller
 from typing import Any, TypeAlias, TypeGuard
 
-from ._async import Async
-from ._errors import WouldBlock
-from ._resource import AsyncResource
+from .._core._async import Async
+from .._errors import WouldBlock
+from .._resource import AsyncResource
 
 __all__ = ["BufferedStream", "IncompleteReadError", "LimitOverrunError"]
 
