@@ -14,6 +14,12 @@ from ._bridges._channel import Overflow as Overflow
 from ._bridges._channel import Receiver as Receiver
 from ._bridges._channel import Sender as Sender
 from ._bridges._channel import channel as channel
+from ._bridges._oneshot import Callback as Callback
+from ._bridges._oneshot import CallbackDropped as CallbackDropped
+from ._bridges._oneshot import Result as Result
+from ._bridges._oneshot import deferred as deferred
+from ._bridges._oneshot import oneshot as oneshot
+from ._bridges._portal import Portal as Portal
 from ._cancel import on_cancel as on_cancel
 from ._core._async import Async as Async
 from ._errors import ClosedResourceError as ClosedResourceError

@@ -35,10 +35,8 @@ file by now, which adapt must not touch.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import socket
-import sys
 import time
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Generic, Literal, Self, TypeVar, cast, overload
@@ -47,6 +45,7 @@ from .._backends import Reactor, current_backend, running_reactor
 from .._errors import READ, WRITE, ClosedResourceError
 from .._resource import AsyncResource
 from ._fd import (
+    DIRECTION_NAMES,
     FREE,
     OTHER,
     RETRY,
@@ -58,12 +57,15 @@ from ._fd import (
     fd_of,
     fd_owner,
     make_nonblocking,
+    never_error,
+    never_ready,
+    readiness,
     refuse_buffered,
     restore_mode,
     unknown_mode_error,
 )
 from ._predict import DONE, DONE_WAITED, START, initial
-from ._subclass import document, for_subclass
+from ._registry import blocking_by_default, register, shim_for
 
 if TYPE_CHECKING:
     import io
@@ -83,8 +85,6 @@ _CR = TypeVar("_CR")
 ExcTypes = type[BaseException] | tuple[type[BaseException], ...]
 #: the readiness to wait for when an op would block (``wait=``)
 Readiness = Literal["readable", "writable"]
-_READINESS: dict[object, int] = {"readable": READ, "writable": WRITE}
-_DIRECTION_NAMES = ("readable", "writable")
 
 #: ``_never`` before the first wait has looked at the fd's access mode
 _UNKNOWN = -2
@@ -97,75 +97,6 @@ _SPIN_SECONDS = 0.1
 #: ops in a row that may complete without waiting before the task yields
 #: once to the loop anyway, so a busy wrapper cannot starve the other tasks
 _BUDGET = 64
-
-#: shim classes by the type they wrap, filled by ``Async.__init_subclass__``
-_SHIMS: dict[type, type[Async[Any]]] = {}
-#: shim classes declared by dotted name (``wraps="ssl.SSLSocket"``), so adapt
-#: need not import ssl or multiprocessing: each is looked up once its module is
-#: imported (no object of the class can exist before)
-_LAZY_SHIMS: dict[str, type[Async[Any]]] = {}
-#: shim classes that leave the fd in blocking mode unless told otherwise
-_BLOCKING_SHIMS: set[type[Async[Any]]] = set()
-#: the shim class for each concrete type wrapped so far (``Async`` when none)
-_RESOLVED: dict[type, type[Async[Any]]] = {}
-
-
-def _shim_for(klass: type) -> type[Async[Any]]:
-    """The shim class for objects of type ``klass``: the nearest in its MRO."""
-    for dotted in [d for d in _LAZY_SHIMS if d.rpartition(".")[0] in sys.modules]:
-        shim = _LAZY_SHIMS.pop(dotted)
-        module, _, qualname = dotted.rpartition(".")
-        wrapped = getattr(sys.modules[module], qualname, None)
-        if not isinstance(wrapped, type):
-            raise TypeError(f"{shim.__qualname__}: wraps={dotted!r} names no class")
-        _SHIMS.setdefault(wrapped, shim)
-        document(shim, wrapped, Async)
-    found: type[Async[Any]] = Async
-    for base in klass.__mro__:
-        known = _SHIMS.get(base)
-        if known is not None:
-            found = known
-            if base is not klass:
-                found = for_subclass(known, base, klass, vars(Async))
-            break
-    _RESOLVED[klass] = found
-    return found
-
-
-def _readiness(wait: object) -> int:
-    direction = _READINESS.get(wait)
-    if direction is None:
-        raise ValueError(f"wait= takes 'readable' or 'writable', got {wait!r}")
-    return direction
-
-
-def _never_ready(fd: int) -> int:
-    """The direction ``fd`` can never be ready in, by its access mode, or -1.
-
-    A pipe's read end is never writable (epoll never reports it), a write
-    end never readable: a wait for that would hang forever.
-    """
-    try:
-        access = fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE
-    except OSError:
-        return -1  # closed: the wait reports it
-    if access == os.O_RDONLY:
-        return WRITE
-    if access == os.O_WRONLY:
-        return READ
-    return -1
-
-
-def _never_error(fd: int, direction: int) -> ValueError:
-    mode, name = ("read-only", "writable") if direction == WRITE else ("write-only", "readable")
-    other = _DIRECTION_NAMES[1 - direction]
-    return ValueError(
-        f"fd {fd} is open {mode}: it never becomes {name}, so a wait for that would "
-        f"never end; if the fd only signals that the library may make progress (a "
-        f"pipe's read end, like paramiko's Channel), wait for it to be {other} "
-        f"(write_with/read_with(op, wait={other!r})), or wrap the fd that carries "
-        f"the data"
-    )
 
 
 def _unknown_kind(klass: type[Async[Any]], obj: object) -> bool:
@@ -277,10 +208,10 @@ class Async(AsyncResource, Generic[T]):
         klass: type[Async[Any]] = cls
         if cls is Async:
             kind = type(cast(object, obj))
-            klass = _RESOLVED.get(kind) or _shim_for(kind)
+            klass = shim_for(kind, Async)
         if nonblocking is None:
             if not _unknown_kind(klass, obj):  # else _create refuses, after validating
-                nonblocking = klass not in _BLOCKING_SHIMS
+                nonblocking = not blocking_by_default(klass)
         elif not isinstance(nonblocking, bool):  # pyright: ignore[reportUnnecessaryIsInstance]
             raise TypeError(f"nonblocking= takes True or False, got {nonblocking!r}")
         return klass._create(obj, nonblocking, would_block)
@@ -302,23 +233,7 @@ class Async(AsyncResource, Generic[T]):
             marked = getattr(value, "__adapt_shim__", None)
             if marked is not None and callable(value):
                 marked.install(cls, name)
-        if nonblocking is None:
-            nonblocking = not any(base in _BLOCKING_SHIMS for base in cls.__mro__)
-        if not nonblocking:
-            _BLOCKING_SHIMS.add(cls)
-        if wraps is None:
-            return
-        if isinstance(wraps, str):
-            if "." not in wraps:
-                raise ValueError(f"wraps={wraps!r}: give the class or its dotted name")
-            _LAZY_SHIMS[wraps] = cls
-        elif isinstance(wraps, type):  # pyright: ignore[reportUnnecessaryIsInstance]
-            if issubclass(wraps, Async):
-                raise TypeError("wraps= names the sync class, not an Async subclass")
-            _SHIMS[wraps] = cls
-        else:
-            raise TypeError(f"wraps= takes a class, got {wraps!r}")
-        _RESOLVED.clear()
+        register(cls, wraps, nonblocking, Async)
 
     if not TYPE_CHECKING:  # invisible to type checkers: a misspelled shim stays an error
 
@@ -377,7 +292,7 @@ class Async(AsyncResource, Generic[T]):
         """
         if wait == "readable":
             return self._io(op, READ, self._obj)
-        return self._io(op, READ, self._obj, False, _readiness(wait))
+        return self._io(op, READ, self._obj, False, readiness(wait))
 
     def write_with(
         self, op: Callable[[T], R], *, wait: Readiness = "writable"
@@ -398,7 +313,7 @@ class Async(AsyncResource, Generic[T]):
         """
         if wait == "writable":
             return self._io(op, WRITE, self._obj)
-        return self._io(op, WRITE, self._obj, False, _readiness(wait))
+        return self._io(op, WRITE, self._obj, False, readiness(wait))
 
     async def _io(
         self,
@@ -502,9 +417,9 @@ class Async(AsyncResource, Generic[T]):
                 self._moved(fd)
         never = self._never
         if never == _UNKNOWN:
-            never = self._never = _never_ready(self._fd)
+            never = self._never = never_ready(self._fd)
         if direction == never:
-            raise _never_error(self._fd, direction)
+            raise never_error(self._fd, direction)
         reactor = self._reactor
         if reactor is None or not reactor.current():
             reactor = self._bind()  # first wait, or a new loop
@@ -534,7 +449,7 @@ class Async(AsyncResource, Generic[T]):
         if now - since >= _SPIN_SECONDS:
             return now
         raise RuntimeError(
-            f"busy loop: fd {self._fd} was reported {_DIRECTION_NAMES[direction]} "
+            f"busy loop: fd {self._fd} was reported {DIRECTION_NAMES[direction]} "
             f"{_SPIN_WAKEUPS} times in {(now - since) * 1000:.0f} ms while the op kept "
             f"saying it would block; the fd's readiness is not the op's (an always-"
             f"writable notification fd such as zmq's): wait in the direction that "

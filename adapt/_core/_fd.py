@@ -3,6 +3,7 @@ restoring its blocking mode, and running one attempt of an op."""
 
 from __future__ import annotations
 
+import fcntl
 import io
 import os
 import socket
@@ -14,6 +15,10 @@ from typing import Any, cast
 from .._errors import READ, WRITE, WouldBlock
 
 __all__ = [
+    "DIRECTION_NAMES",
+    "never_error",
+    "never_ready",
+    "readiness",
     "FREE",
     "OTHER",
     "OURS",
@@ -223,3 +228,46 @@ def restore_mode(obj: object, fd: int, mode: int, timeout: float | None) -> None
     was_blocking = bool(mode & WAS_BLOCKING)
     if os.get_blocking(fd) != was_blocking:
         os.set_blocking(fd, was_blocking)
+
+
+#: the names of the directions (``wait=``), and the direction each names
+DIRECTION_NAMES = ("readable", "writable")
+READINESS: dict[object, int] = {"readable": READ, "writable": WRITE}
+
+
+def readiness(wait: object) -> int:
+    """The direction a ``wait=`` argument names."""
+    direction = READINESS.get(wait)
+    if direction is None:
+        raise ValueError(f"wait= takes 'readable' or 'writable', got {wait!r}")
+    return direction
+
+
+def never_ready(fd: int) -> int:
+    """The direction ``fd`` can never be ready in, by its access mode, or -1.
+
+    A pipe's read end is never writable (epoll never reports it), a write
+    end never readable: a wait for that would hang forever.
+    """
+    try:
+        access = fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE
+    except OSError:
+        return -1  # closed: the wait reports it
+    if access == os.O_RDONLY:
+        return WRITE
+    if access == os.O_WRONLY:
+        return READ
+    return -1
+
+
+def never_error(fd: int, direction: int) -> ValueError:
+    """The error for a wait in a direction ``fd`` can never be ready in."""
+    mode, name = ("read-only", "writable") if direction == WRITE else ("write-only", "readable")
+    other = DIRECTION_NAMES[1 - direction]
+    return ValueError(
+        f"fd {fd} is open {mode}: it never becomes {name}, so a wait for that would "
+        f"never end; if the fd only signals that the library may make progress (a "
+        f"pipe's read end, like paramiko's Channel), wait for it to be {other} "
+        f"(write_with/read_with(op, wait={other!r})), or wrap the fd that carries "
+        f"the data"
+    )
