@@ -307,7 +307,8 @@ class Monitor:
     # -- the watchdog thread --------------------------------------------------
 
     def _watch(self) -> None:
-        pending: list[tuple[int, Sample]] = []  # (expiration count it was taken under, sample)
+        # (expiration count it was taken under, sample, seconds since the last one)
+        pending: list[tuple[int, Sample, float]] = []
         period = self._period
         assert self._deadman is not None
         deadman = self._deadman.fd
@@ -317,12 +318,15 @@ class Monitor:
                 break
             self._wakes += 1
             expired = self._expired
+            last = time.monotonic()  # woken: the GIL may take long to come (see above)
             while self._expired == expired and self._state == "running":
                 frame = sys._current_frames().get(self._thread_id)  # pyright: ignore[reportPrivateUsage]
                 if frame is not None and self._expired == expired:
                     sample = capture(frame)
                     if self._expired == expired:  # still stalled: the sample shows the stall
-                        pending.append((expired, sample))
+                        now = time.monotonic()
+                        pending.append((expired, sample, now - last))
+                        last = now
                 del frame
                 self._sleep(period / 2)
             self._finish(pending)
@@ -350,17 +354,19 @@ class Monitor:
         if self._sleeper.acquire(timeout=seconds):
             self._sleeper.release()  # stopped: every later sleep returns at once
 
-    def _finish(self, pending: list[tuple[float, Sample]]) -> None:
+    def _finish(self, pending: list[tuple[int, Sample, float]]) -> None:
         """Record the stalls whose late beat has come, with their samples."""
         while self._late:
             count, due, end = self._late.popleft()
-            self._record(end - due, due, end, [s for c, s in pending if c == count])
+            self._record(end - due, due, end, [(s, w) for c, s, w in pending if c == count])
         # the beat notes a late expiration before it moves _expired, so every
         # sample taken under an older count has been used or belongs to no stall
         expired = self._expired
-        pending[:] = [(c, s) for c, s in pending if c >= expired]
+        pending[:] = [p for p in pending if p[0] >= expired]
 
-    def _record(self, duration: float, start: float, end: float, samples: list[Sample]) -> None:
+    def _record(
+        self, duration: float, start: float, end: float, samples: list[tuple[Sample, float]]
+    ) -> None:
         self._covered = max(self._covered, end)
         covered, generation = self._gc_time(start, end)
         if covered >= duration / 2:
@@ -403,17 +409,20 @@ class Monitor:
             samples=samples,
         )
 
-    def _stall_from(self, samples: list[Sample], duration: float) -> Stall:
-        # the call site most samples show (the latest one on a tie)
+    def _stall_from(self, samples: list[tuple[Sample, float]], duration: float) -> Stall:
+        # the call site the samples show for the longest time (the latest one
+        # on a tie): a sample stands for the time since the one before, so
+        # the one taken when C code gave the GIL back counts for all of it
         # (None: the loop thread was in the loop's own code, see _IDLE)
-        counts: collections.Counter[tuple[types.CodeType, int] | None] = collections.Counter()
+        counts: dict[tuple[types.CodeType, int] | None, float] = collections.defaultdict(float)
         chosen: dict[tuple[types.CodeType, int] | None, tuple[Sample, int]] = {}
-        for sample in samples:
+        for sample, weight in samples:
             index = _site_index(sample)
             frame = sample.frames[index]
             idle = sample.frames[0].module.startswith(_IDLE)
             key = None if idle else (frame.code, frame.lineno)
-            counts[key] += 1
+            counts[key] += weight
+            chosen.pop(key, None)  # (re-inserted: the latest comes last)
             chosen[key] = (sample, index)
         best = max(counts.values())
         key = next(k for k in reversed(chosen) if counts[k] == best)
