@@ -1,4 +1,4 @@
-"""The loop-stall monitor: a watchdog thread, and a heartbeat it asks the loop for.
+"""The loop-stall monitor: a heartbeat the kernel times, and a watchdog thread.
 
 Theory of operation
 -------------------
@@ -22,12 +22,16 @@ one-shot timerfd without the GIL; every beat pushes its expiry
 ``threshold`` ahead, so a loop that keeps beating never wakes the watchdog.
 (The first design had the watchdog wake every ``period`` and ask the loop
 for each beat with ``call_soon_threadsafe``: about 4% fewer ping-pong round
-trips on every loop.  Most of it was the GIL, not the request: a watchdog
-wanting the GIL from a busy loop thread is woken by each of the loop
-thread's GIL releases -- every system call -- and loses the race each time
-until the 5 ms switch interval forces a hand-over; a CPU-bound asyncio,
-uvloop or trio loop paid 170-800 us of CPU per wake-up, measured with
-``benchmarks/bench_monitor.py --parts``.)  When the switch fires, the loop
+trips per CPU second on every loop.  What it saves: the watchdog's 40
+wake-ups a second, each taking the GIL.  A thread that wants the GIL while
+the loop thread is busy is woken by each of the loop thread's GIL releases
+-- every system call -- and tends to lose the race, until the 5 ms switch
+interval forces a hand-over.  Measured in interleaved ping-pong rounds
+(25, paired, on a loaded machine): a thread doing nothing but wake every
+25 ms cost the loop 1-4% of its CPU time, the whole first design 3.5-4.5%;
+the request itself -- the loop's wake-up and the self-pipe read -- cost an
+idle loop thread 30-140 us, ``benchmarks/bench_monitor.py --parts``.  The
+beat's own ``read`` and ``timerfd_settime`` take 3 us.)  When the switch fires, the loop
 has missed a beat by ``threshold - period`` or more: the watchdog samples the
 loop thread's stack with ``sys._current_frames()``, labels the sample with
 the expiration count it waits on, and samples again every ``period / 2``
@@ -38,7 +42,8 @@ last beat came before it began), so it is always reported, with its line;
 one between ``threshold`` and that, depending on its phase.  A late beat
 also fires the switch at once, so the watchdog records every stall as it
 ends: it takes the samples with the stall's label, attributes the stall to
-the call site most of them show and records a
+the call site they show for the longest time (each sample stands for the
+time since the one before) and records a
 :class:`~adapt._monitor._report.Stall`.  A stall's duration is the beat's
 lateness: it can miss up to one ``period`` of the blocking call's length
 (the part before the expiration), never add to it.
@@ -72,9 +77,9 @@ from types import TracebackType
 from typing import Any
 
 from ._frames import Sample, call_text, capture
-from ._timerfd import TimerFD
 from ._report import StackEntry, Stall, StallReport, aggregate
 from ._table import Suggestion, gc_suggestion, idle_suggestion, suggest, unknown_suggestion
+from ._timerfd import TimerFD
 
 __all__ = ["Monitor", "monitor"]
 
@@ -282,7 +287,8 @@ class Monitor:
     # -- the loop's side: nothing but this ------------------------------------
 
     def _beat(self) -> None:
-        assert self._beats is not None and self._deadman is not None
+        assert self._beats is not None
+        assert self._deadman is not None
         count = self._beats.read()
         if not count or self._state != "running":
             return
