@@ -300,12 +300,11 @@ class Monitor:
         now = time.monotonic()
         expired = self._expired
         due = self._first + expired * self._period  # the oldest expiration read now
-        if now - due >= self.threshold:
+        late = now - due >= self.threshold
+        if late:
             self._late.append((expired, due, now))  # before _expired moves: see _watch
-            self._deadman.set(0)  # the watchdog records it now
-        else:
-            self._deadman.set(self.threshold)
-        self._expired = expired + count
+        self._expired = expired + count  # before the watchdog may wake: no sample of this
+        self._deadman.set(0 if late else self.threshold)  # late: the watchdog records it now
 
     def _gc_callback(self, phase: str, info: dict[str, Any]) -> None:
         now = time.monotonic()
@@ -339,7 +338,13 @@ class Monitor:
                         pending.append((expired, sample, now - last))
                         last = now
                 del frame
+                slept = time.monotonic()
                 self._sleep(period / 2)
+                if time.monotonic() - slept >= 1.5 * period:
+                    # kept from the GIL for a period: C code held it, and the
+                    # loop thread handed it over at its first bytecode after,
+                    # before any beat: sample that, for the beat to come
+                    expired = self._expired
             self._finish(pending)
             self._check_gc()
         self._finish(pending)
