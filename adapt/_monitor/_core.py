@@ -58,7 +58,9 @@ the beat like any stall: the kernel's timer expires on time and the beat
 runs when the loop thread gets back to Python.  The watchdog woken by the
 switch waits for the GIL meanwhile; past the switch interval it asks for
 it, so it gets it at the loop thread's first bytecode after the call, and
-its sample shows the line that held it.
+its sample shows the line that held it.  (A watchdog already sampling
+another stall notices the same way: its sleep between samples overran by
+a period; it samples at once, under the label of the beat to come.)
 
 *GC.*  ``gc.callbacks`` timestamps every collection of a millisecond or
 more into a small ring.  A stall that garbage collection covers for at
