@@ -18,6 +18,17 @@ from run to run; the CPU-time ratios show the monitor's own cost.
 
     python benchmarks/bench_monitor.py            # full run (~2 minutes)
     python benchmarks/bench_monitor.py --quick    # smoke run
+    python benchmarks/bench_monitor.py --parts    # where a heartbeat's CPU goes
+
+``--parts`` runs an idle loop (one ``sleep(1)``) and reports the CPU time
+each of these adds per heartbeat (every 25 ms), in the loop thread and in
+all: the monitor; a thread that only wakes every 25 ms (it takes the GIL
+to return from its sleep); and that thread also asking the loop for a
+callback (``call_soon_threadsafe`` / ``run_sync_soon``) -- the two parts
+of a watchdog-driven heartbeat, which the monitor does without.  (On an
+idle loop the figures are steady from run to run; on a busy one, the
+wake-up also costs the loop thread a GIL hand-over, too small a share of
+a busy loop's CPU time to measure on a loaded machine.)
 """
 
 from __future__ import annotations
@@ -28,6 +39,7 @@ import functools
 import os
 import socket
 import statistics
+import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable
 
@@ -126,13 +138,81 @@ def run_on(loop: str, main: Callable[[int], Awaitable[float]], n: int) -> float:
     return asyncio.run(main(n))  # type: ignore[arg-type]
 
 
+PERIOD = 0.025  # the default threshold's heartbeat
+
+
+async def _idle(loop: str, seconds: float) -> None:
+    await (trio.sleep(seconds) if loop == "trio" else asyncio.sleep(seconds))
+
+
+async def _part(loop: str, part: str, seconds: float) -> tuple[float, float, float]:
+    """Loop-thread CPU, process CPU and wall time of ``seconds`` idle."""
+    stop = threading.Event()
+    post: Callable[[Callable[[], None]], object] = (
+        trio.lowlevel.current_trio_token().run_sync_soon
+        if loop == "trio"
+        else asyncio.get_running_loop().call_soon_threadsafe
+    )
+
+    def waker() -> None:  # the old watchdog's schedule, without its bookkeeping
+        while not stop.wait(PERIOD):
+            if part == "wake+ask":
+                post(lambda: None)
+
+    thread = threading.Thread(target=waker) if part.startswith("wake") else None
+    t0, c0, p0 = time.perf_counter(), time.thread_time(), time.process_time()
+    if thread is not None:
+        thread.start()
+    if part == "monitor":
+        async with adapt.Monitor(2 * PERIOD):
+            await _idle(loop, seconds)
+    else:
+        await _idle(loop, seconds)
+    stop.set()
+    if thread is not None:
+        thread.join()
+    return time.thread_time() - c0, time.process_time() - p0, time.perf_counter() - t0
+
+
+def _run_part(loop: str, part: str, seconds: float) -> tuple[float, float, float]:
+    if loop == "trio":
+        return trio.run(_part, loop, part, seconds)
+    runner = uvloop.run if loop == "uvloop" else asyncio.run
+    return runner(_part(loop, part, seconds))
+
+
+def parts(rounds: int) -> None:
+    """CPU per heartbeat of each part, against no monitor, in paired rounds."""
+    names = ("off", "monitor", "wake", "wake+ask")
+    print(f"== CPU per heartbeat ({PERIOD * 1000:g} ms) on an idle loop, median of {rounds}")
+    for loop in LOOPS:
+        runs: dict[str, list[tuple[float, float, float]]] = {n: [] for n in names}
+        for _ in range(rounds):
+            for name in names:
+                runs[name].append(_run_part(loop, name, 1.0))
+        for name in names[1:]:
+            # the CPU time a second of idling took more, per heartbeat
+            pairs = list(zip(runs[name], runs["off"], strict=True))
+            loop_us = statistics.median(
+                (on[0] - off[0]) / on[2] * PERIOD * 1e6 for on, off in pairs
+            )
+            all_us = statistics.median((on[1] - off[1]) / on[2] * PERIOD * 1e6 for on, off in pairs)
+            print(
+                f"  {loop:<8} {name:<9} loop thread {loop_us:6.0f} us   all threads {all_us:6.0f} us"
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a fast smoke run")
+    parser.add_argument("--parts", action="store_true", help="CPU per heartbeat, by part")
     parser.add_argument("--rounds", type=int, help="measured rounds per case (default 9)")
     add_peer_options(parser, "same")
     args = parser.parse_args()
     rounds = args.rounds or (1 if args.quick else 9)
+    if args.parts:
+        parts(rounds)
+        return
     trips = 1000 if args.quick else 20_000
     calls = 1000 if args.quick else 10_000
     suffix = "_quick" if args.quick else ""

@@ -57,6 +57,60 @@ async def test_every_100ms_stall_is_reported_with_its_line(backend: str) -> None
     assert site.stack[-1].function == "test_every_100ms_stall_is_reported_with_its_line"
 
 
+async def test_a_stall_just_after_a_beat_is_reported_with_its_line(backend: str) -> None:
+    # the worst phase: the stall begins just after a beat, so the next timer
+    # expiration is a whole period into it, and the watchdog's dead-man
+    # timer was pushed back as far as it goes
+    async with adapt.monitor() as m:
+        for _ in range(5):
+            expired = m._expired
+            while m._expired == expired:
+                await anyio.sleep(0)
+            time.sleep(0.1)  # STALL-PHASE
+    site = _site(m.report(), _line("STALL-PHASE"))
+    assert site.count == 5, m.report().format()
+    assert site.call == "time.sleep"
+
+
+async def test_a_loop_that_keeps_up_never_wakes_the_watchdog(backend: str) -> None:
+    # each beat pushes the watchdog's dead-man timer back: neither an idle
+    # loop (its poll waits on the heartbeat's timer alone) nor a busy one
+    # hands the GIL to the watchdog (a threshold of 0.5 s, so that a loaded
+    # machine does not hold a beat up that long)
+    a, b = socket.socketpair()
+    with a, b:
+        async with adapt.Monitor(0.5) as m:
+            await anyio.sleep(0.6)  # idle
+            t0 = time.monotonic()
+            while time.monotonic() - t0 < 0.6:  # busy
+                await adapt.Async(a).send(b"x")
+                assert await adapt.Async(b).recv(1) == b"x"
+                await anyio.sleep(0)  # (the shims' calls that succeed at once don't yield)
+            beats = m._expired
+    assert beats >= 4, beats  # one every 0.25 s
+    assert m._wakes == 0
+    assert not m.report().sites, m.report().format()
+
+
+async def test_c_code_holding_the_gil_is_one_stall_at_its_line(backend: str) -> None:
+    # sum() over a range never gives the GIL up: the kernel's timer expires
+    # on time and the beat runs late; the watchdog, woken meanwhile, gets
+    # the GIL at the first bytecode after the call and samples that line
+    t0 = time.perf_counter()
+    sum(range(1_000_000))
+    n = int(1_000_000 * 0.3 / (time.perf_counter() - t0))  # about 0.3 s
+    async with adapt.monitor() as m:
+        await anyio.sleep(0.05)
+        sum(range(n))  # STALL-GIL
+        await anyio.sleep(0.05)
+    report = m.report()
+    site = _site(report, _line("STALL-GIL"))
+    assert site.count == 1, report.format()
+    assert site.worst >= 0.1  # (the calibration above is rough on a loaded machine)
+    assert site.suggestion.tool == "run_sync"
+    assert [s for s in report.sites if s.kind != "idle"] == [site], report.format()
+
+
 async def test_a_loop_that_does_not_stall_reports_nothing(backend: str) -> None:
     a, b = socket.socketpair()
     with a, b:
@@ -368,6 +422,6 @@ def test_a_sample_of_an_idle_loop_blames_no_line(backend: str) -> None:
         sample = capture(sys._current_frames()[thread.ident])
     finally:
         thread.join()
-    stall = adapt.Monitor()._stall_from([sample], 0.1)
+    stall = adapt.Monitor()._stall_from([(sample, 0.1)], 0.1)
     assert stall.kind == "idle", stall
     assert stall.suggestion.tool == "none"

@@ -1,6 +1,7 @@
 """The loop-stall monitor behind ``adapt.monitor()`` and ``python -m adapt doctor``.
 
-``_core``: the monitor (heartbeat and watchdog); ``_frames``: reading the
+``_core``: the monitor (heartbeat and watchdog); ``_timerfd``: the kernel
+timers they run on; ``_frames``: reading the
 stalled stack; ``_table``: which tool fixes which call (data);
 ``_report``: stalls grouped by call site; ``_hooks``: a monitor on every loop
 a program starts; ``_cli``: the ``doctor`` command; ``_pytest``: the

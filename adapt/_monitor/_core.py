@@ -1,34 +1,66 @@
-"""The loop-stall monitor: a watchdog thread, and a heartbeat it asks the loop for.
+"""The loop-stall monitor: a heartbeat the kernel times, and a watchdog thread.
 
 Theory of operation
 -------------------
-*Heartbeat.*  Every ``period`` (half the threshold) the watchdog thread
-notes the time in ``_posted`` and asks the loop to run
-:meth:`Monitor._beat` soon (``call_soon_threadsafe`` on asyncio and uvloop,
-``TrioToken.run_sync_soon`` on trio).  The beat reads the clock; when it ran
-``threshold`` or more after it was asked for, it appends ``(posted, now)``
-to a deque: the loop could not run anything for that long.  It then sets
-``_answered``.  That is all the loop ever does for the monitor: no lock,
-nothing that waits, so the monitor cannot block it.  (A timer callback
-re-armed on the loop would do the same job, but a pending timer made
-adapt's asyncio ping-pong about 7% slower, measured: the loop then
-computes a timeout on every iteration.)  One request costs about 200 us of
-CPU time in all on a loaded 2-CPU VM (the watchdog's wake-up, the loop's),
-measured on an idle loop: hence half the threshold, not less -- 40
-requests a second at the default 50 ms, under 1% of a CPU.
+*Heartbeat.*  A periodic timerfd expires every ``period`` (half the
+threshold); the loop watches it like any other file (``add_reader`` on
+asyncio and uvloop, a system task in ``wait_readable`` on trio) and runs
+:meth:`Monitor._beat` when it is readable.  The beat reads the expiration
+count; the oldest unread expiration was due at a time known from the
+timer's schedule, and when the beat runs ``threshold`` or more after it,
+the beat appends ``(count, due, now)`` to a deque: the loop could not run
+anything for that long.  It then re-arms the dead-man timer (below) and
+advances ``_expired``.  That is all the loop ever does for the monitor: a
+``read``, a ``timerfd_settime`` and some arithmetic, no lock, nothing that
+waits, so the monitor cannot block it.  The kernel keeps the time: no
+timer on the loop (a pending timer made adapt's asyncio ping-pong about 7%
+slower, measured: the loop then computes a timeout on every iteration),
+and no other thread takes part while the loop keeps up.
 
-*Watchdog.*  After each request the watchdog sleeps ``period``; if the beat
-has not answered by then, the loop is stuck: it samples the loop thread's
-stack with ``sys._current_frames()``, labels the sample with the request's
-time, and samples again every ``period / 2`` until the answer comes.  A
-stall of ``1.5 * threshold`` or more has a request posted within its first
-``period`` and a sample within its first ``2 * period``, so it is always
-reported, with its line; one between ``threshold`` and that, depending on
-its phase.  When a late beat is noted, the watchdog takes the samples with
-its label, attributes the stall to the call site most of them show and
-records a :class:`~adapt._monitor._report.Stall`.  A stall's duration is the
-beat's lateness: it can miss up to one ``period`` of the blocking call's
-length (the part before the request), never add to it.
+*Dead man's switch.*  The watchdog thread blocks in ``read`` on a second,
+one-shot timerfd without the GIL; every beat pushes its expiry
+``threshold`` ahead, so a loop that keeps beating never wakes the watchdog.
+(The first design had the watchdog wake every ``period`` and ask the loop
+for each beat with ``call_soon_threadsafe``: about 4% fewer ping-pong round
+trips per CPU second on every loop.  What it saves: the watchdog's 40
+wake-ups a second, each taking the GIL.  A thread that wants the GIL while
+the loop thread is busy is woken by each of the loop thread's GIL releases
+-- every system call -- and tends to lose the race, until the 5 ms switch
+interval forces a hand-over.  Measured in interleaved ping-pong rounds
+(25, paired, on a loaded machine): a thread doing nothing but wake every
+25 ms cost the loop 1-4% of its CPU time, the whole first design 3.5-4.5%;
+the request itself -- the loop's wake-up and the self-pipe read -- cost an
+idle loop thread 30-140 us, ``benchmarks/bench_monitor.py --parts``.  The
+beat's own ``read`` and ``timerfd_settime`` take 3 us; in all a beat costs
+a busy loop 15-50 us of CPU, 0.1-0.2% of a CPU at 40 beats a second --
+measured with the benchmark's ping-pong and ``run_sync`` cases and
+``_period`` set to 1 ms, the dead-man's delay unchanged, so that the beats
+come 25 times as often and the watchdog still never wakes: 0.84-0.96x
+CPU time per operation against no monitor, interleaved, paired.)  When the switch fires, the loop
+has missed a beat by ``threshold - period`` or more: the watchdog samples the
+loop thread's stack with ``sys._current_frames()``, labels the sample with
+the expiration count it waits on, and samples again every ``period / 2``
+until the beat comes.  A stall of ``1.5 * threshold`` or more has an
+expiration within its first ``period`` (so its beat is late by
+``threshold``) and the switch fires within its first ``threshold`` (the
+last beat came before it began), so it is always reported, with its line;
+one between ``threshold`` and that, depending on its phase.  A late beat
+also fires the switch at once, so the watchdog records every stall as it
+ends: it takes the samples with the stall's label, attributes the stall to
+the call site they show for the longest time (each sample stands for the
+time since the one before) and records a
+:class:`~adapt._monitor._report.Stall`.  A stall's duration is the beat's
+lateness: it can miss up to one ``period`` of the blocking call's length
+(the part before the expiration), never add to it.
+
+*C code holding the GIL* (garbage collection, a big ``json.loads``) delays
+the beat like any stall: the kernel's timer expires on time and the beat
+runs when the loop thread gets back to Python.  The watchdog woken by the
+switch waits for the GIL meanwhile; past the switch interval it asks for
+it, so it gets it at the loop thread's first bytecode after the call, and
+its sample shows the line that held it.  (A watchdog already sampling
+another stall notices the same way: its sleep between samples overran by
+a period; it samples at once, under the label of the beat to come.)
 
 *GC.*  ``gc.callbacks`` timestamps every collection of a millisecond or
 more into a small ring.  A stall that garbage collection covers for at
@@ -42,6 +74,7 @@ import collections
 import gc
 import linecache
 import math
+import os
 import sys
 import threading
 import time
@@ -53,6 +86,7 @@ from typing import Any
 from ._frames import Sample, call_text, capture
 from ._report import StackEntry, Stall, StallReport, aggregate
 from ._table import Suggestion, gc_suggestion, idle_suggestion, suggest, unknown_suggestion
+from ._timerfd import TimerFD
 
 __all__ = ["Monitor", "monitor"]
 
@@ -88,17 +122,19 @@ class Monitor:
         self._loop_name = ""
         self._started = 0.0
         self._stopped = 0.0
-        # shared with the loop: _posted written by the watchdog, the rest by the loop
-        self._posted = 0.0
-        self._answered = 0.0
-        self._late: collections.deque[tuple[float, float]] = collections.deque()
-        # asks the loop to run a function soon, from the watchdog thread
-        self._post: Callable[[Callable[[], None]], object] | None = None
+        # the heartbeat (see above): expiration k of _beats is due at _first + k * period
+        self._beats: TimerFD | None = None
+        self._deadman: TimerFD | None = None
+        self._first = 0.0
+        # written by the loop, read by the watchdog: expirations read, late beats
+        self._expired = 0
+        self._late: collections.deque[tuple[int, float, float]] = collections.deque()
+        self._unwatch: Callable[[], None] | None = None  # takes the beat off the loop
         # watchdog
         self._thread_id = 0
-        self._cpu_clock = time.CLOCK_THREAD_CPUTIME_ID
-        # the watchdog sleeps by acquiring this held lock with a timeout; _stop
-        # releases it for good
+        self._wakes = 0  # times the dead-man switch woke the watchdog
+        # the watchdog sleeps between samples by acquiring this held lock with
+        # a timeout; _stop releases it for good
         self._sleeper = threading.Lock()
         self._sleeper.acquire()
         self._watchdog: threading.Thread | None = None
@@ -177,23 +213,54 @@ class Monitor:
     def _start_asyncio(self, loop: Any) -> None:
         self._check_new()
         self._loop_name = "uvloop" if type(loop).__module__.startswith("uvloop") else "asyncio"
-        self._post = loop.call_soon_threadsafe
-        self._begin()
+        beats = self._begin()
+        loop.add_reader(beats.fd, self._beat)
+
+        def unwatch() -> None:
+            try:
+                loop.remove_reader(beats.fd)
+            except RuntimeError:
+                pass  # the loop is closed: nothing is watched any more
+            beats.close()
+
+        self._unwatch = unwatch
+        self._start_watchdog()
 
     def _start_trio(self) -> None:
         import trio
 
         self._check_new()
         self._loop_name = "trio"
-        self._post = trio.lowlevel.current_trio_token().run_sync_soon
-        self._begin()
+        beats = self._begin()
+        scope = trio.CancelScope()
 
-    def _begin(self) -> None:
+        async def beat() -> None:
+            try:
+                with scope:
+                    while True:
+                        await trio.lowlevel.wait_readable(beats.fd)
+                        self._beat()
+            finally:
+                beats.close()  # here: trio forgets the fd when the wait ends
+
+        trio.lowlevel.spawn_system_task(beat, name="adapt.monitor heartbeat")
+        self._unwatch = scope.cancel
+        self._start_watchdog()
+
+    def _begin(self) -> TimerFD:
+        """The timers; the caller puts the beat on the loop, then starts the watchdog."""
         self._state = "running"
         self._thread_id = threading.get_ident()
-        self._cpu_clock = time.pthread_getcpuclockid(self._thread_id)
+        self._beats = TimerFD(blocking=False)
+        self._deadman = TimerFD(blocking=True)
         self._started = time.monotonic()
+        self._first = self._started + self._period
+        self._beats.set(self._first, self._period, absolute=True)
+        self._deadman.set(self.threshold)
         gc.callbacks.append(self._gc_callback)
+        return self._beats
+
+    def _start_watchdog(self) -> None:
         self._watchdog = threading.Thread(
             target=self._watch, name=f"adapt.monitor watchdog ({self._loop_name})", daemon=True
         )
@@ -202,32 +269,44 @@ class Monitor:
     def _stop(self) -> None:
         if self._state != "running":
             return
-        self._state = "stopped"
         now = time.monotonic()
         self._stopped = now
-        posted = self._posted
-        if self._answered < posted and now - posted >= self.threshold:
-            self._late.append((posted, now))  # stalled until the loop stopped
+        expired = self._expired
+        due = self._first + expired * self._period
+        if now - due >= self.threshold:
+            self._late.append((expired, due, now))  # stalled until the loop stopped
+        self._state = "stopped"
+        if self._unwatch is not None:
+            self._unwatch()
+            self._unwatch = None
         try:
             gc.callbacks.remove(self._gc_callback)
         except ValueError:
             pass
         self._sleeper.release()
+        assert self._deadman is not None
+        self._deadman.set(0)  # wakes the watchdog now: it sees "stopped"
         if self._watchdog is not None:
             self._watchdog.join()
             self._watchdog = None
-        self._post = None
+        self._deadman.close()
 
     # -- the loop's side: nothing but this ------------------------------------
 
     def _beat(self) -> None:
-        if self._state != "running":
-            return  # a request left over from a stopped monitor
+        assert self._beats is not None
+        assert self._deadman is not None
+        count = self._beats.read()
+        if not count or self._state != "running":
+            return
         now = time.monotonic()
-        posted = self._posted
-        if now - posted >= self.threshold:
-            self._late.append((posted, now))  # before answering: see _watch
-        self._answered = now
+        expired = self._expired
+        due = self._first + expired * self._period  # the oldest expiration read now
+        late = now - due >= self.threshold
+        if late:
+            self._late.append((expired, due, now))  # before _expired moves: see _watch
+        self._expired = expired + count  # before the watchdog may wake: no sample of this
+        self._deadman.set(0 if late else self.threshold)  # late: the watchdog records it now
 
     def _gc_callback(self, phase: str, info: dict[str, Any]) -> None:
         now = time.monotonic()
@@ -240,28 +319,34 @@ class Monitor:
     # -- the watchdog thread --------------------------------------------------
 
     def _watch(self) -> None:
-        pending: list[tuple[float, Sample]] = []  # (request it was taken under, sample)
+        # (expiration count it was taken under, sample, seconds since the last one)
+        pending: list[tuple[int, Sample, float]] = []
         period = self._period
-        held: tuple[float, Sample | None] | None = None  # see _wait_and_check_gil
-        while self._state == "running":
-            posted = time.monotonic() if held is None else held[0]
-            self._posted = posted
-            try:
-                assert self._post is not None
-                self._post(self._beat)
-            except RuntimeError:  # the loop is closed (trio: RunFinishedError)
+        assert self._deadman is not None
+        deadman = self._deadman.fd
+        while True:
+            os.read(deadman, 8)  # without the GIL, until the loop misses a beat
+            if self._state != "running":
                 break
-            if held is not None and held[1] is not None:
-                pending.append((posted, held[1]))
-            held = self._wait_and_check_gil(period, posted)
-            while self._answered < posted and self._state == "running":
+            self._wakes += 1
+            expired = self._expired
+            last = time.monotonic()  # woken: the GIL may take long to come (see above)
+            while self._expired == expired and self._state == "running":
                 frame = sys._current_frames().get(self._thread_id)  # pyright: ignore[reportPrivateUsage]
-                if frame is not None and self._answered < posted:
+                if frame is not None and self._expired == expired:
                     sample = capture(frame)
-                    if self._answered < posted:  # still stalled: the sample shows the stall
-                        pending.append((posted, sample))
+                    if self._expired == expired:  # still stalled: the sample shows the stall
+                        now = time.monotonic()
+                        pending.append((expired, sample, now - last))
+                        last = now
                 del frame
+                slept = time.monotonic()
                 self._sleep(period / 2)
+                if time.monotonic() - slept >= 1.5 * period:
+                    # kept from the GIL for a period: C code held it, and the
+                    # loop thread handed it over at its first bytecode after,
+                    # before any beat: sample that, for the beat to come
+                    expired = self._expired
             self._finish(pending)
             self._check_gc()
         self._finish(pending)
@@ -270,9 +355,9 @@ class Monitor:
     def _check_gc(self) -> None:
         """Record the long collections no heartbeat stall took in.
 
-        A collection holds the GIL: when it starts while no request is out,
-        the loop answers the next one on time, so the ring is the only
-        witness.
+        A collection of ``threshold`` or more fires the dead-man switch, but
+        may delay the beat by less (when it starts just after one): then
+        the ring is the only witness.
         """
         count = self._gc_count
         for k in range(max(self._gc_done, count - _GC_RING), count):
@@ -287,59 +372,19 @@ class Monitor:
         if self._sleeper.acquire(timeout=seconds):
             self._sleeper.release()  # stopped: every later sleep returns at once
 
-    def _wait_and_check_gil(
-        self, period: float, posted: float
-    ) -> tuple[float, Sample | None] | None:
-        """Sleep ``period``; notice a stall that kept this thread from the GIL.
-
-        C code that holds the GIL (garbage collection, a big ``json.loads``)
-        stalls the loop without letting this thread run: a request posted
-        after it started is answered on time once it ends.  But this
-        thread's wake-up then came late by as long, while the loop thread
-        was busy: its CPU clock ran for half the time or more.  (Pure Python
-        code gives the GIL up within the 5 ms switch interval, so this
-        thread can only be kept out that long by C code holding the GIL, or
-        by the machine not running it -- which a loop thread that got half a
-        CPU meanwhile makes unlikely.  On a machine so loaded that the loop
-        thread gets less, such a stall goes unseen.)  The sample taken the
-        moment the GIL comes back shows the line that held it.
-
-        Returns when the next request should have been made, and that
-        sample: the next request is dated then, so the late beat measures
-        the stall from its start, as one stall however long it lasts after
-        the GIL came back.
-        """
-        start = time.monotonic()
-        cpu_start = time.clock_gettime(self._cpu_clock)
-        self._sleep(period)
-        late = time.monotonic() - start - period
-        answered = self._answered
-        if late < self.threshold or answered < posted or self._state != "running":
-            return None  # on time, or the late beat measures this stall
-        if answered - posted >= self.threshold:
-            return None  # the request was answered late: the beat measured it
-        if time.clock_gettime(self._cpu_clock) - cpu_start < 0.5 * late:
-            return None  # the loop thread was not running: not its stall
-        if self._gc_start >= start:
-            # a collection (perhaps still in its callbacks: this thread can
-            # get the GIL there): _check_gc records it once it is done
-            return None
-        frame = sys._current_frames().get(self._thread_id)  # pyright: ignore[reportPrivateUsage]
-        sample = None if frame is None else capture(frame)
-        del frame
-        return start + period, sample
-
-    def _finish(self, pending: list[tuple[float, Sample]]) -> None:
+    def _finish(self, pending: list[tuple[int, Sample, float]]) -> None:
         """Record the stalls whose late beat has come, with their samples."""
         while self._late:
-            posted, end = self._late.popleft()
-            self._record(end - posted, posted, end, [s for p, s in pending if p == posted])
-        # the beat notes a late answer before it answers, so every sample
-        # older than the last answer has been used or belongs to no stall
-        answered = self._answered
-        pending[:] = [(p, s) for p, s in pending if p > answered]
+            count, due, end = self._late.popleft()
+            self._record(end - due, due, end, [(s, w) for c, s, w in pending if c == count])
+        # the beat notes a late expiration before it moves _expired, so every
+        # sample taken under an older count has been used or belongs to no stall
+        expired = self._expired
+        pending[:] = [p for p in pending if p[0] >= expired]
 
-    def _record(self, duration: float, start: float, end: float, samples: list[Sample]) -> None:
+    def _record(
+        self, duration: float, start: float, end: float, samples: list[tuple[Sample, float]]
+    ) -> None:
         self._covered = max(self._covered, end)
         covered, generation = self._gc_time(start, end)
         if covered >= duration / 2:
@@ -382,17 +427,20 @@ class Monitor:
             samples=samples,
         )
 
-    def _stall_from(self, samples: list[Sample], duration: float) -> Stall:
-        # the call site most samples show (the latest one on a tie)
+    def _stall_from(self, samples: list[tuple[Sample, float]], duration: float) -> Stall:
+        # the call site the samples show for the longest time (the latest one
+        # on a tie): a sample stands for the time since the one before, so
+        # the one taken when C code gave the GIL back counts for all of it
         # (None: the loop thread was in the loop's own code, see _IDLE)
-        counts: collections.Counter[tuple[types.CodeType, int] | None] = collections.Counter()
+        counts: dict[tuple[types.CodeType, int] | None, float] = collections.defaultdict(float)
         chosen: dict[tuple[types.CodeType, int] | None, tuple[Sample, int]] = {}
-        for sample in samples:
+        for sample, weight in samples:
             index = _site_index(sample)
             frame = sample.frames[index]
             idle = sample.frames[0].module.startswith(_IDLE)
             key = None if idle else (frame.code, frame.lineno)
-            counts[key] += 1
+            counts[key] += weight
+            chosen.pop(key, None)  # (re-inserted: the latest comes last)
             chosen[key] = (sample, index)
         best = max(counts.values())
         key = next(k for k in reversed(chosen) if counts[k] == best)
@@ -459,10 +507,10 @@ def monitor(threshold: float = 0.05) -> Monitor:
             await app()
         print(m.report().format())          # where it stalled, and the fix
 
-    The loop only runs a tiny callback a watchdog thread asks for every
-    ``threshold / 2``; the watchdog samples the loop thread's stack when
-    that callback is late.  Stalls of ``1.5 * threshold`` or more are always
-    reported.  To
+    The loop only runs a tiny callback every ``threshold / 2``, when a
+    kernel timer says so; a watchdog thread, asleep while those callbacks
+    come on time, samples the loop thread's stack when one is late.  Stalls
+    of ``1.5 * threshold`` or more are always reported.  To
     watch a whole program without changing it, run it with
     ``python -m adapt doctor -- python app.py``.
     """
