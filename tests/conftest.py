@@ -271,6 +271,20 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     return True
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    # Every test ends with full collections (the leak guard below), and a
+    # full collection walks every tracked object: the libraries imported by
+    # now (trio, hypothesis, uvloop, the recipes' clients...) made them cost
+    # most of the suite's CPU time.  Objects alive now live as long as the
+    # session: move them out of the collector's sight.  (hypothesis first:
+    # importing it registers trio's PRNG, and its check that something else
+    # refers to that PRNG cannot see frozen referrers.)
+    import hypothesis  # noqa: F401
+
+    gc.collect()
+    gc.freeze()
+
+
 @pytest.fixture(autouse=True)
 def _no_leaks() -> Iterator[None]:
     gc.collect()
