@@ -1,4 +1,4 @@
-"""PostgreSQL queries, notifications and cancellation with psycopg2, without a thread.
+"""PostgreSQL queries, COPY, notifications and cancellation with psycopg2.
 
 Requires: psycopg2 2.9.5 (``pip install psycopg2-binary``, or ``psycopg2``).
 
@@ -11,25 +11,28 @@ the recipe raises :class:`adapt.WantRead` / :class:`adapt.WantWrite` for
 them, so ``Async(conn).read_with`` waits in the direction libpq asks for.
 :func:`connect` waits on a fresh wrapper of ``conn.fileno()`` for each step:
 with a multi-host DSN libpq closes its socket mid-connect and opens another,
-often on the same fd number, which one long-lived registration would never
-see.  :class:`Database` runs queries (``execute``, ``fetchall``) and turns
-``LISTEN`` into an async iterator (``notifications``).  A query whose task
-is cancelled (``asyncio.timeout``, ``task.cancel()``, a trio cancel scope)
-is cancelled on the server too: ``conn.cancel()``, then the result is
-drained, so the connection stays usable and the server stops working on it.
+often on the same fd number.  :class:`Database` runs queries (``execute``,
+``fetchall``), turns ``LISTEN`` into an async iterator (``notifications``)
+and cancels a query on the server when its task is cancelled
+(``conn.cancel()``, then a drain, so the connection stays usable).
+psycopg2 refuses ``COPY`` on asynchronous connections, so
+:meth:`Database.copy_expert` runs psycopg2's own ``copy_expert`` on a
+second, ordinary connection in a worker thread (:func:`adapt.run_sync`).
 
-Caveats: psycopg2 refuses ``COPY``, ``with conn:`` transactions and
-``executemany`` on asynchronous connections -- use a second, ordinary
-connection in a worker thread (:func:`adapt.run_sync`) for those.  The
-cleanup after a cancellation blocks the loop for up to ``cancel_timeout``
-seconds (default 5): ``PQcancel`` is a blocking call, and the drain must
-finish before the cancellation propagates; a server that does not answer in
-time gets its connection closed.  Autocommit is always on (psycopg2's rule
-for async connections): run ``BEGIN`` / ``COMMIT`` yourself.
+Caveats: that ``COPY`` runs in a session of its own (it does not see the
+async connection's uncommitted changes or ``TEMP`` tables, and commits at
+once), and once started it runs to its end even if its task is cancelled.
+``with conn:`` transactions and ``executemany`` are refused on asynchronous
+connections.  The cleanup after a cancellation blocks the loop for up to
+``cancel_timeout`` seconds (default 5): ``PQcancel`` is a blocking call, and
+the drain must finish before the cancellation propagates; a server that does
+not answer in time gets its connection closed.  Autocommit is always on
+(psycopg2's rule for async connections): run ``BEGIN`` / ``COMMIT`` yourself.
 
 Example::
 
     import asyncio
+    import io
     from adapt.recipes.psycopg2 import connect
 
     async def main():
@@ -37,6 +40,9 @@ Example::
         db = await connect(dsn)
         rows = await db.fetchall("SELECT %s + 1", (41,))
         print(rows)
+        out = io.StringIO()
+        await db.copy_expert("COPY (VALUES (1, 'a'), (2, NULL)) TO STDOUT", out)
+        print(repr(out.getvalue()))
         await db.execute("LISTEN jobs")
         await db.execute("NOTIFY jobs, 'hello'")
         async for note in db.notifications():
@@ -49,19 +55,21 @@ Example::
 
 from __future__ import annotations
 
+import functools
 import select
 import time
+from collections.abc import Callable
 from typing import Any
 
 import psycopg2
 import psycopg2.extensions as ext
 
-from adapt import Async, WantRead, WantWrite, WouldBlock
+from adapt import Async, WantRead, WantWrite, WouldBlock, run_sync
 
 __all__ = ["LIBRARY", "SUMMARY", "Database", "Notifications", "connect"]
 
 LIBRARY = "psycopg2-binary"
-SUMMARY = "PostgreSQL queries, notifications and cancellation with psycopg2, without a thread."
+SUMMARY = "PostgreSQL queries, COPY, notifications and cancellation with psycopg2."
 
 
 def _step(conn: ext.connection) -> None:
@@ -87,7 +95,8 @@ async def connect(dsn: str = "", *, cancel_timeout: float = 5.0, **kwargs: Any) 
         while True:
             state = conn.poll()
             if state == ext.POLL_OK:
-                return Database(conn, cancel_timeout)
+                blocking = functools.partial(psycopg2.connect, dsn, **kwargs)
+                return Database(conn, cancel_timeout, connect_blocking=blocking)
             # the fd may be new (another host of the DSN): wrap it for this
             # one wait and unwrap it before libpq may close it
             step = Async(conn.fileno(), nonblocking=False)
@@ -98,6 +107,17 @@ async def connect(dsn: str = "", *, cancel_timeout: float = 5.0, **kwargs: Any) 
     except BaseException:
         conn.close()
         raise
+
+
+def _copy(connect_blocking: Callable[[], ext.connection], sql: str, file: Any, size: int) -> int:
+    conn = connect_blocking()
+    try:
+        conn.autocommit = True  # as on the async connection
+        with conn.cursor() as cursor:
+            cursor.copy_expert(sql, file, size)
+            return cursor.rowcount
+    finally:
+        conn.close()
 
 
 def _next_notify(conn: ext.connection) -> ext.Notify:
@@ -123,11 +143,22 @@ class Notifications:
 
 
 class Database:
-    """An open asynchronous connection (``conn``) and its wrapper."""
+    """An open asynchronous connection (``conn``) and its wrapper.
 
-    def __init__(self, conn: ext.connection, cancel_timeout: float = 5.0) -> None:
+    ``connect_blocking`` opens an ordinary connection to the same database,
+    for :meth:`copy_expert` (:func:`connect` passes it).
+    """
+
+    def __init__(
+        self,
+        conn: ext.connection,
+        cancel_timeout: float = 5.0,
+        *,
+        connect_blocking: Callable[[], ext.connection] | None = None,
+    ) -> None:
         self.conn = conn
         self.cancel_timeout = cancel_timeout
+        self.connect_blocking = connect_blocking
         # libpq keeps its socket non-blocking itself: adapt must not touch it
         self._wrapper = Async(conn, nonblocking=False)
 
@@ -137,6 +168,9 @@ class Database:
         cur.execute(sql, params)                 # sync
         cur = await db.execute(sql, params)      # async
         """
+        if type(sql) is str and sql.lstrip()[:4].upper() == "COPY":
+            # psycopg2 would send it, then could neither feed nor drain it
+            raise psycopg2.ProgrammingError("COPY on an async connection: use db.copy_expert()")
         cursor = self.conn.cursor()
         cursor.execute(sql, params)
         try:
@@ -150,6 +184,21 @@ class Database:
     async def fetchall(self, sql: str, params: Any = None) -> list[tuple[Any, ...]]:
         """``execute`` then ``fetchall()`` (the rows are already here)."""
         return (await self.execute(sql, params)).fetchall()
+
+    async def copy_expert(self, sql: str, file: Any, size: int = 8192) -> int:
+        """``COPY ... FROM STDIN`` (reads ``file``) or ``COPY ... TO STDOUT``
+        (writes it) on an ordinary connection in a worker thread; returns
+        the number of rows copied::
+
+        cur.copy_expert(sql, file)                     # sync
+        rows = await db.copy_expert(sql, file)         # async
+        """
+        if self.connect_blocking is None:
+            raise ValueError(
+                "copy_expert() needs an ordinary connection to the same database: "
+                "open the Database with connect(), or pass Database(..., connect_blocking=)"
+            )
+        return await run_sync(_copy, self.connect_blocking, sql, file, size)
 
     def notifications(self) -> Notifications:
         """The ``NOTIFY`` messages of the channels this connection ``LISTEN``s to::

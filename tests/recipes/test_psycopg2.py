@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import time
+import uuid
+from collections.abc import Iterator
 
 import anyio
 import psycopg2
@@ -42,7 +45,7 @@ async def test_example(
     backend: str, postgres: Postgres, capsys: pytest.CaptureFixture[str]
 ) -> None:
     await example_main(recipe, dsn=postgres.dsn)()
-    assert capsys.readouterr().out == "[(42,)]\njobs hello\n"
+    assert capsys.readouterr().out == "[(42,)]\n'1\\ta\\n2\\t\\\\N\\n'\njobs hello\n"
 
 
 async def test_queries_errors_and_types(backend: str, postgres: Postgres) -> None:
@@ -191,3 +194,136 @@ async def test_notifications_from_another_connection(backend: str, postgres: Pos
     finally:
         listener.close()
         sender.close()
+
+
+# -- COPY -------------------------------------------------------------------------
+
+TRICKY = [
+    (1, "tab\there", "plain"),
+    (2, "new\nline", None),
+    (3, "back\\slash \\N", ""),
+    (4, None, "carriage\rreturn"),
+    (5, "unicodé ✓ 𝄞", "emoji 🐘"),
+    (6, "", "\\."),  # the old end-of-data marker, as a value
+]
+
+
+@pytest.fixture
+def table(postgres: Postgres) -> Iterator[str]:
+    """A fresh table (a real one: COPY runs in another session, which does
+    not see TEMP tables), dropped afterwards."""
+    name = f"copy_{uuid.uuid4().hex}"
+    with psycopg2.connect(postgres.dsn) as setup, setup.cursor() as cur:
+        cur.execute(f"CREATE TABLE {name} (id int PRIMARY KEY, a text, b text)")
+    setup.close()
+    yield name
+    with psycopg2.connect(postgres.dsn) as teardown, teardown.cursor() as cur:
+        cur.execute(f"DROP TABLE {name}")
+    teardown.close()
+
+
+async def test_copy_round_trips_tricky_values(backend: str, postgres: Postgres, table: str) -> None:
+    db, name = await connect(postgres.dsn), table
+    try:
+        for row in TRICKY:
+            await db.execute(f"INSERT INTO {name} VALUES (%s, %s, %s)", row)
+        out = io.BytesIO()
+        assert await db.copy_expert(f"COPY {name} TO STDOUT", out) == len(TRICKY)
+        lines = out.getvalue().decode().split("\n")
+        assert lines[0] == "1\ttab\\there\tplain"  # text format escapes the tab
+        assert lines[1] == "2\tnew\\nline\t\\N"  # and the newline; NULL is \N
+        assert lines[3] == "4\t\\N\tcarriage\\rreturn"
+        await db.execute(f"TRUNCATE {name}")
+        out.seek(0)
+        assert await db.copy_expert(f"COPY {name} FROM STDIN", out) == len(TRICKY)
+        assert await db.fetchall(f"SELECT * FROM {name} ORDER BY id") == TRICKY
+        # text files too (psycopg2 encodes and decodes them)
+        text = io.StringIO()
+        await db.copy_expert(f"COPY {name} TO STDOUT WITH (FORMAT csv)", text)
+        assert "unicodé ✓ 𝄞" in text.getvalue()
+    finally:
+        db.close()
+
+
+async def test_copy_a_large_table_without_blocking_the_loop(
+    backend: str, postgres: Postgres, table: str
+) -> None:
+    db, name = await connect(postgres.dsn), table
+    try:
+        n = 100_000
+        data = io.BytesIO(b"".join(b"%d\tvalue %d\t\\N\n" % (i, i * 7) for i in range(n)))
+        ticks = 0
+
+        async def tick() -> None:
+            nonlocal ticks
+            while True:
+                await anyio.sleep(0)
+                ticks += 1
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(tick)
+            assert await db.copy_expert(f"COPY {name} FROM STDIN", data) == n
+            out = io.BytesIO()
+            assert await db.copy_expert(f"COPY {name} TO STDOUT", out) == n
+            tg.cancel_scope.cancel()
+        assert ticks > 10  # the loop ran other tasks meanwhile
+        assert out.getvalue() == data.getvalue()  # in id order: inserted in order, not updated
+        assert await db.fetchall(f"SELECT count(*), sum(id) FROM {name}") == [(n, n * (n - 1) // 2)]
+    finally:
+        db.close()
+
+
+async def test_copy_of_malformed_data_raises_and_keeps_the_connection(
+    backend: str, postgres: Postgres, table: str
+) -> None:
+    db, name = await connect(postgres.dsn), table
+    try:
+        with pytest.raises(psycopg2.errors.InvalidTextRepresentation):
+            await db.copy_expert(f"COPY {name} FROM STDIN", io.BytesIO(b"1\tok\tok\nx\ty\tz\n"))
+        with pytest.raises(psycopg2.errors.BadCopyFileFormat):
+            await db.copy_expert(f"COPY {name} FROM STDIN", io.BytesIO(b"1\tonly two\n"))
+        with pytest.raises(psycopg2.errors.UndefinedTable):
+            await db.copy_expert("COPY no_such_table TO STDOUT", io.BytesIO())
+        # nothing was copied (a COPY is all or nothing); the connection works
+        assert await db.fetchall(f"SELECT count(*) FROM {name}") == [(0,)]
+        assert await db.copy_expert(f"COPY {name} FROM STDIN", io.BytesIO(b"1\tok\t\\N\n")) == 1
+        assert await db.fetchall(f"SELECT * FROM {name}") == [(1, "ok", None)]
+    finally:
+        db.close()
+
+
+async def test_copy_through_execute_is_refused_and_keeps_the_connection(
+    backend: str, postgres: Postgres
+) -> None:
+    # psycopg2 runs it, then cannot feed or drain it: the connection stayed
+    # "in progress" for good
+    db = await connect(postgres.dsn)
+    try:
+        for sql in ("COPY (SELECT 1) TO STDOUT", "  copy pg_class FROM STDIN"):
+            with pytest.raises(psycopg2.ProgrammingError, match="copy_expert"):
+                await db.execute(sql)
+            assert await db.fetchall("SELECT 1") == [(1,)]
+    finally:
+        db.close()
+
+
+async def test_copy_needs_a_way_to_connect(backend: str, postgres: Postgres) -> None:
+    db = await connect(postgres.dsn)
+    by_hand = Database(db.conn)
+    with pytest.raises(ValueError, match="connect_blocking="):
+        await by_hand.copy_expert("COPY (SELECT 1) TO STDOUT", io.BytesIO())
+    by_hand.close()
+
+
+async def test_execute_and_fetchall_keep_their_own_results(
+    backend: str, postgres: Postgres
+) -> None:
+    db = await connect(postgres.dsn)
+    try:
+        first = await db.execute("SELECT 1")
+        assert await db.fetchall("SELECT 2") == [(2,)]
+        second = await db.execute("SELECT 3")
+        assert first.fetchall() == [(1,)]
+        assert second.fetchall() == [(3,)]
+    finally:
+        db.close()
