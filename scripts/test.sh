@@ -6,6 +6,15 @@
 # Everything Python is installed into project-local virtual environments
 # (.venv/ and .venv-lowest/), never into the system Python.  Arguments are
 # passed to the first pytest run.
+#
+# The suite mostly waits (servers starting, subprocesses, sockets, timeouts)
+# rather than computes, so both pytest runs spread their files over worker
+# processes (pytest-xdist) and the two runs go side by side; the second venv
+# is installed while the linters run.  Every test is safe in parallel: servers
+# and sockets take free loopback ports, files go to per-test temp dirs and the
+# leak guard counts the fds and threads of its own process.  --dist loadfile
+# keeps a file's tests in one worker, so a module's server fixture starts once.
+# PYTEST_WORKERS=0 runs each pass in one process, as before.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/_venv.sh
@@ -24,6 +33,15 @@ command -v ssh-keygen >/dev/null 2>&1 || need+=(openssh-client)
 apt_need "${need[@]}"
 
 use_venv .venv dev
+workers=${PYTEST_WORKERS:-2}
+xdist=(-n "$workers" --dist loadfile)
+[ "$workers" != 0 ] || xdist=()
+
+# The lowest-version venv installs in the background while the linters run.
+lowest_log=$(mktemp)
+trap 'rm -f "$lowest_log"' EXIT
+(use_venv .venv-lowest test constraints/lowest.txt) >"$lowest_log" 2>&1 &
+lowest_setup=$!
 
 echo "== ruff"
 "$PY" -m ruff check adapt recipes tests benchmarks examples
@@ -34,13 +52,30 @@ echo "== pyright"
 "$PY" -m pyright adapt recipes examples
 echo "== docs"
 "$PY" -m sphinx -W -q -b html docs docs/_build/html
-echo "== pytest"
-"$PY" -m pytest "$@"
+
+if ! wait "$lowest_setup"; then
+    cat "$lowest_log"
+    echo "setting up .venv-lowest failed"
+    exit 1
+fi
 
 # The slow tests (type checkers, wheel builds, docs screenshots, the soak)
-# test the tooling and the packaging rather than the dependencies; they ran
-# above.
-echo "== pytest, lowest allowed versions (constraints/lowest.txt), not slow"
-use_venv .venv-lowest test constraints/lowest.txt
-"$PY" -m pip freeze --disable-pip-version-check | grep -iE '^(wrapt|sniffio|trio|uvloop|anyio)=='
-"$PY" -m pytest -q -m "not slow"
+# test the tooling and the packaging rather than the dependencies; they run
+# in the main run only.  The rest runs on the lowest versions too, in the
+# background, beside the main run; its output follows the main run's.
+(
+    use_venv .venv-lowest test constraints/lowest.txt
+    echo "== pytest, lowest allowed versions (constraints/lowest.txt), not slow"
+    "$PY" -m pip freeze --disable-pip-version-check | grep -iE '^(wrapt|sniffio|trio|uvloop|anyio)=='
+    "$PY" -m pytest -q -m "not slow" "${xdist[@]}"
+) >"$lowest_log" 2>&1 &
+lowest=$!
+
+echo "== pytest"
+status=0
+"$PY" -m pytest "${xdist[@]}" "$@" || status=$?
+lowest_status=0
+wait "$lowest" || lowest_status=$?
+cat "$lowest_log"
+[ "$status" -eq 0 ] || exit "$status"
+exit "$lowest_status"
