@@ -8,13 +8,15 @@
 # passed to the first pytest run.
 #
 # The suite mostly waits (servers starting, subprocesses, sockets, timeouts)
-# rather than computes, so both pytest runs spread their files over worker
-# processes (pytest-xdist) and the two runs go side by side; the second venv
-# is installed while the linters run.  Every test is safe in parallel: servers
-# and sockets take free loopback ports, files go to per-test temp dirs and the
-# leak guard counts the fds and threads of its own process.  --dist loadfile
-# keeps a file's tests in one worker, so a module's server fixture starts once.
-# PYTEST_WORKERS=0 runs each pass in one process, as before.
+# rather than computes -- about a quarter of one CPU -- so the lowest-version
+# run goes beside the main one, and its venv is installed while the linters
+# run.  Every test is safe beside another process: servers and sockets take
+# free loopback ports, files go to per-test temp dirs and the leak guard
+# counts the fds and threads of its own process.  PYTEST_WORKERS=N spreads
+# each run's files over N processes (pytest-xdist; --dist loadfile keeps a
+# module's server fixture in one of them); the default, 0, keeps each run in
+# one process, so the tests that measure the loop's timing share two CPUs
+# with one other run only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/_venv.sh
@@ -33,7 +35,7 @@ command -v ssh-keygen >/dev/null 2>&1 || need+=(openssh-client)
 apt_need "${need[@]}"
 
 use_venv .venv dev
-workers=${PYTEST_WORKERS:-2}
+workers=${PYTEST_WORKERS:-0}
 xdist=(-n "$workers" --dist loadfile)
 [ "$workers" != 0 ] || xdist=()
 
