@@ -24,7 +24,9 @@ Caveats: timeouts are the caller's (``asyncio.timeout``,
 ``trio.move_on_after``); a cancelled ``expect`` keeps what it read.
 :meth:`Pty.spawn` gives the child no controlling terminal (``^C`` is a plain
 byte).  Patterns are bytes; the pty turns ``\\n`` into ``\\r\\n`` and echoes
-input.  :meth:`Pty.aclose` gives an adopted object back blocking and open.
+input.  :meth:`Pty.aclose` gives an adopted object back blocking and open,
+and waits for a spawned child that ignores SIGHUP (as under ``nohup``): kill
+such a child first.
 
 Example::
 

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 
 import pytest
 
 from .servers import Postgres, Sshd, start_mosquitto, start_postgres, start_redis, start_sshd
+
+# Children inherit ignored signals: a run started under ``nohup`` would give
+# every child an ignored SIGHUP, and the pty tests' hang-up would not end it.
+signal.signal(signal.SIGHUP, signal.SIG_DFL)
 
 
 @pytest.fixture(scope="module")
