@@ -9,14 +9,10 @@
 #
 # The suite mostly waits (servers starting, subprocesses, sockets, timeouts)
 # rather than computes -- about a quarter of one CPU -- so the lowest-version
-# run goes beside the main one, and its venv is installed while the linters
-# run.  Every test is safe beside another process: servers and sockets take
-# free loopback ports, files go to per-test temp dirs and the leak guard
-# counts the fds and threads of its own process.  PYTEST_WORKERS=N spreads
+# venv is installed while the linters run.  PYTEST_WORKERS=N spreads
 # each run's files over N processes (pytest-xdist; --dist loadfile keeps a
 # module's server fixture in one of them); the default, 0, keeps each run in
-# one process, so the tests that measure the loop's timing share two CPUs
-# with one other run only.
+# one process, so the tests that measure the loop's timing are not crowded.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/_venv.sh
@@ -63,21 +59,14 @@ fi
 
 # The slow tests (type checkers, wheel builds, docs screenshots, the soak)
 # test the tooling and the packaging rather than the dependencies; they run
-# in the main run only.  The rest runs on the lowest versions too, in the
-# background, beside the main run; its output follows the main run's.
-(
-    use_venv .venv-lowest test constraints/lowest.txt
-    echo "== pytest, lowest allowed versions (constraints/lowest.txt), not slow"
-    "$PY" -m pip freeze --disable-pip-version-check | grep -iE '^(wrapt|sniffio|trio|uvloop|anyio)=='
-    "$PY" -m pytest -q -m "not slow" "${xdist[@]}"
-) >"$lowest_log" 2>&1 &
-lowest=$!
-
+# in the main run only.  The lowest-version run comes after the main one,
+# not beside it: the paramiko tests log in over ssh, and two runs' login
+# shells at once race in the shell's start-up files (pyenv's rehash wrote
+# to the remote command's stderr).
 echo "== pytest"
-status=0
-"$PY" -m pytest "${xdist[@]}" "$@" || status=$?
-lowest_status=0
-wait "$lowest" || lowest_status=$?
-cat "$lowest_log"
-[ "$status" -eq 0 ] || exit "$status"
-exit "$lowest_status"
+"$PY" -m pytest "${xdist[@]}" "$@"
+
+use_venv .venv-lowest test constraints/lowest.txt
+echo "== pytest, lowest allowed versions (constraints/lowest.txt), not slow"
+"$PY" -m pip freeze --disable-pip-version-check | grep -iE '^(wrapt|sniffio|trio|uvloop|anyio)=='
+"$PY" -m pytest -q -m "not slow" "${xdist[@]}"
