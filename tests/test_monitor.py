@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+import linecache
 import re
 import socket
 import sqlite3
@@ -15,6 +16,7 @@ import anyio
 import pytest
 
 import adapt
+from adapt._monitor import _frames
 from adapt._monitor._report import Stall
 from adapt._monitor._table import MODULES, suggest
 
@@ -28,6 +30,13 @@ def _line(marker: str) -> int:
             if re.search(rf"# {re.escape(marker)}(?!\S)", text):
                 return n
     raise AssertionError(f"no line marked {marker}")
+
+
+def _forget_call_sites() -> None:
+    """Make every call site new to the monitor (as in a fresh process)."""
+    _frames._user_files.clear()
+    _frames._callees.clear()
+    linecache.clearcache()
 
 
 def _site(report: adapt.StallReport, lineno: int) -> adapt.StallSite:
@@ -96,17 +105,24 @@ async def test_c_code_holding_the_gil_is_one_stall_at_its_line(backend: str) -> 
     # sum() over a range never gives the GIL up: the kernel's timer expires
     # on time and the beat runs late; the watchdog, woken meanwhile, gets
     # the GIL at the first bytecode after the call and samples that line
+    # the line of the sample, never "not sampled", also when the call site is
+    # new to the monitor: then looking it up gives the GIL back (stat, source
+    # files) and the loop thread runs its late beat meanwhile; the watchdog
+    # must have decided that its stack shows the stall before that (it
+    # missed about 1 time in 3 when it decided after)
     t0 = time.perf_counter()
     sum(range(1_000_000))
-    n = int(1_000_000 * 0.3 / (time.perf_counter() - t0))  # about 0.3 s
+    n = int(1_000_000 * 0.2 / (time.perf_counter() - t0))  # about 0.2 s
     async with adapt.monitor() as m:
-        await anyio.sleep(0.05)
-        sum(range(n))  # STALL-GIL
-        await anyio.sleep(0.05)
+        for _ in range(3):
+            await anyio.sleep(0.05)
+            _forget_call_sites()
+            sum(range(n))  # STALL-GIL
+            await anyio.sleep(0.05)
     report = m.report()
     site = _site(report, _line("STALL-GIL"))
-    assert site.count == 1, report.format()
-    assert site.worst >= 0.1  # (the calibration above is rough on a loaded machine)
+    assert site.count == 3, report.format()
+    assert site.worst >= 0.07  # (the calibration above is rough on a loaded machine)
     assert site.suggestion.tool == "run_sync"
     assert [s for s in report.sites if s.kind != "idle"] == [site], report.format()
 

@@ -83,7 +83,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
-from ._frames import Sample, call_text, capture
+from ._frames import Sample, call_text, complete, snapshot
 from ._report import StackEntry, Stall, StallReport, aggregate
 from ._table import Suggestion, gc_suggestion, idle_suggestion, suggest, unknown_suggestion
 from ._timerfd import TimerFD
@@ -334,11 +334,14 @@ class Monitor:
             while self._expired == expired and self._state == "running":
                 frame = sys._current_frames().get(self._thread_id)  # pyright: ignore[reportPrivateUsage]
                 if frame is not None and self._expired == expired:
-                    sample = capture(frame)
-                    if self._expired == expired:  # still stalled: the sample shows the stall
+                    # the snapshot keeps the GIL; complete() may give it up
+                    # (stat, source files) and let the loop thread run on
+                    snap = snapshot(frame)
+                    if self._expired == expired:  # still stalled: the snapshot shows the stall
                         now = time.monotonic()
-                        pending.append((expired, sample, now - last))
+                        pending.append((expired, complete(snap), now - last))
                         last = now
+                    del snap
                 del frame
                 slept = time.monotonic()
                 self._sleep(period / 2)

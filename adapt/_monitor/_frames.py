@@ -25,7 +25,7 @@ import stat
 import sysconfig
 import types
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 __all__ = ["Callee", "Sample", "SampledFrame", "call_text", "capture", "is_user_file"]
 
@@ -275,21 +275,23 @@ def _resolve(frame: types.FrameType, func: ast.expr) -> Callee:
 _callees: dict[tuple[types.CodeType, int], Callee | None] = {}
 
 
-def _callee(frame: types.FrameType) -> Callee | None:
-    key = (frame.f_code, frame.f_lasti)
+def _callee(frame: types.FrameType, lasti: int) -> Callee | None:
+    """What the call at instruction ``lasti`` of ``frame`` calls (``lasti``
+    as snapshotted: the frame may have moved on since)."""
+    key = (frame.f_code, lasti)
     if key in _callees:
         return _callees[key]
     _, func = _call(*key)
     callee = None if func is None else _resolve(frame, func)
     if callee is not None and callee.function in ("os.read", "os.write"):
-        callee = _fd_argument(frame, callee)
+        callee = _fd_argument(frame, lasti, callee)
     _callees[key] = callee
     return callee
 
 
-def _fd_argument(frame: types.FrameType, callee: Callee) -> Callee:
+def _fd_argument(frame: types.FrameType, lasti: int, callee: Callee) -> Callee:
     """``os.read(fd, n)``: the kind of file ``fd`` is (a name or a constant)."""
-    at = _instruction(frame.f_code, frame.f_lasti)
+    at = _instruction(frame.f_code, lasti)
     text = _segment(frame.f_code, at) if at >= 0 else ""
     try:
         call = ast.parse(text.strip(), mode="eval").body
@@ -308,24 +310,52 @@ def _fd_argument(frame: types.FrameType, callee: Callee) -> Callee:
     return callee
 
 
-def capture(frame: types.FrameType) -> Sample:
-    """Record a frame of the loop thread and its callers (innermost first)."""
-    # the innermost frame is in a C call (or running); only it can be asked
-    # what it calls on which object
-    frames: list[SampledFrame] = []
-    innermost = frame
+class Snapshot(NamedTuple):
+    """A loop thread's stack as it was, taken without giving the GIL up."""
+
+    #: (code, line, instruction, module name), innermost first
+    frames: list[tuple[types.CodeType, int, int, str]]
+    innermost: types.FrameType
+
+
+def snapshot(frame: types.FrameType) -> Snapshot:
+    """Record a frame of the loop thread and its callers (innermost first).
+
+    Nothing here can release the GIL (attribute reads and a dict lookup by
+    a str key), so the stack is the one the loop thread was stopped in: the
+    caller can tell, right after, whether the stall it meant to sample was
+    still going on.  What needs system calls or source files (which files
+    are the user's, what a call calls) waits for :func:`complete`: while it
+    reads them, the loop thread runs on.
+    """
+    frames: list[tuple[types.CodeType, int, int, str]] = []
     f: types.FrameType | None = frame
     while f is not None and len(frames) < MAX_DEPTH:
         code = f.f_code
         module = f.f_globals.get("__name__", "")
         frames.append(
-            SampledFrame(
+            (
                 code,
                 f.f_lineno or code.co_firstlineno,
                 f.f_lasti,
                 module if isinstance(module, str) else "",
-                is_user_file(code.co_filename),
             )
         )
         f = f.f_back
-    return Sample(tuple(frames), _callee(innermost))
+    return Snapshot(frames, frame)
+
+
+def complete(snap: Snapshot) -> Sample:
+    """The :class:`Sample` of a snapshot: whose files, what the innermost
+    frame calls (the innermost frame is in a C call, or running; only it can
+    be asked what it calls on which object)."""
+    frames = tuple(
+        SampledFrame(code, lineno, lasti, module, is_user_file(code.co_filename))
+        for code, lineno, lasti, module in snap.frames
+    )
+    return Sample(frames, _callee(snap.innermost, snap.frames[0][2]))
+
+
+def capture(frame: types.FrameType) -> Sample:
+    """:func:`snapshot` and :func:`complete` in one."""
+    return complete(snapshot(frame))
