@@ -8,12 +8,17 @@ known size and whole messages; this layer sits on :meth:`Async.read_with` /
 :meth:`Async.write_with` (the public API only, no thread) and keeps one
 receive buffer.
 
-* **One buffer, one cursor.**  Received bytes live in one ``bytearray``
-  and a cursor marks what was already handed out, so nothing is shifted per
-  line; the consumed head is dropped only when more data arrives, and new
-  data is appended in place, so a record or a ``read()`` that takes many
-  reads to gather costs linear time (joining immutable ``bytes`` on every
-  read made a 10 MB ``read()`` over 4 KB pty reads quadratic).
+* **One buffer, one cursor.**  Received bytes live in one buffer and a
+  cursor marks what was already handed out, so nothing is shifted per
+  line; the consumed head is dropped only when more data arrives.  The
+  buffer is the ``bytes`` a read returned, as it is, while it holds at most
+  the tail of the previous read: a line sliced from ``bytes`` is copied
+  once, from a ``bytearray`` twice (slice, then ``bytes()``), and the
+  second copy cost about 80 ns of a 600 ns ``readline`` -- measured with
+  32-byte lines, ``benchmarks/bench_subprocess.py``.  A record that spans
+  more than two reads switches the buffer to a ``bytearray`` that grows in
+  place, so gathering it costs linear time (joining ``bytes`` on every read
+  made a 10 MB ``read()`` over 4 KB pty reads quadratic).
 * **No await while the buffer can answer.**  ``readline()`` on a buffer that
   holds a line returns it without touching the loop -- like asyncio's
   ``StreamReader``.  The core's budget still yields to the loop every 64
@@ -228,7 +233,7 @@ class BufferedStream(AsyncResource):
         self._wrapper = wrapper
         self._limit = limit
         self._chunk = chunk_size
-        self._buf = bytearray()
+        self._buf: bytes | bytearray = b""
         self._pos = 0
         self._eof = False
         self._reading = False
@@ -288,15 +293,27 @@ class BufferedStream(AsyncResource):
         data = await self._receive_once()
         if not data:
             return False
-        del self._buf[: self._pos]  # the consumed head (usually all or nothing)
-        self._buf += data
+        buf, pos = self._buf, self._pos
+        rest = len(buf) - pos
+        if rest == 0 and type(data) is bytes:
+            self._buf = data  # all handed out: the read's bytes, uncopied
+        elif rest <= len(data):
+            # a line cut in two by the read: one bytes object, one copy of both
+            with memoryview(buf) as view:
+                self._buf = b"".join((view[pos:], data))
+        elif isinstance(buf, bytearray):
+            del buf[:pos]
+            buf += data
+        else:
+            self._buf = bytearray(buf[pos:]) + data  # a long record: grow in place from now on
         self._pos = 0
         return True
 
     def _take(self, end: int) -> bytes:
         pos = self._pos
         self._pos = end
-        return bytes(self._buf[pos:end])
+        taken = self._buf[pos:end]
+        return taken if type(taken) is bytes else bytes(taken)
 
     async def readuntil(self, separator: bytes = b"\n") -> bytes:
         """Read up to and including ``separator``.
@@ -350,7 +367,8 @@ class BufferedStream(AsyncResource):
         end = buf.find(b"\n", pos)
         if end >= 0 and end - pos < self._limit:
             self._pos = end + 1
-            return bytes(buf[pos : end + 1])
+            line = buf[pos : end + 1]
+            return line if type(line) is bytes else bytes(line)
         try:
             return await self.readuntil(b"\n")
         except IncompleteReadError as exc:
@@ -396,7 +414,7 @@ class BufferedStream(AsyncResource):
             data = await self._receive_once()
             if len(data) <= n and type(data) is bytes:
                 return data
-            self._buf[:] = data
+            self._buf = data if type(data) is bytes else bytes(data)  # (a hook's may be reused)
             self._pos = 0
         return self._take(min(self._pos + n, len(self._buf)))
 
