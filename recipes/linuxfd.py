@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import select
 import signal
 import struct
 import threading
@@ -102,7 +103,19 @@ class EventFD(_FD):
         os.eventfd_write(self._async.fileno(), value)
 
     async def write_wait(self, value: int = 1) -> None:
-        await self._async.write_with(lambda fd: os.eventfd_write(fd, value))
+        """Add ``value``, waiting while the counter is full.  The fd is
+        writable while there is room for 1: with room for some but not all
+        of ``value`` no readiness comes, so that raises ``ValueError``."""
+
+        def write(fd: int) -> None:
+            try:
+                os.eventfd_write(fd, value)
+            except BlockingIOError:
+                if select.select([], [fd], [], 0)[1]:
+                    raise ValueError(f"the counter has room for less than {value}") from None
+                raise
+
+        await self._async.write_with(write)
 
 
 class _ITimerSpec(ctypes.Structure):

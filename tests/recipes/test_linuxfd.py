@@ -51,11 +51,23 @@ async def test_eventfd_semaphore_takes_one_at_a_time(backend: str) -> None:
         assert got == [1, 1]
 
 
+async def test_eventfd_write_wait_with_less_room_than_the_value_is_refused(
+    backend: str,
+) -> None:
+    # the fd is writable (room for 1), the write of 5 would block: no
+    # readiness says "room for 5", so a wait would spin; refused at once
+    with linuxfd.EventFD() as ev:
+        ev.write(2**64 - 2 - 3)
+        with anyio.fail_after(1):
+            with pytest.raises(ValueError, match="room for less than 5"):
+                await ev.write_wait(5)
+            await ev.write_wait(3)  # fits: done at once
+        assert await ev.read() == 2**64 - 2
+
+
 async def test_eventfd_write_wait_waits_for_room(backend: str) -> None:
     with linuxfd.EventFD() as ev:
-        # full: not writable until a read.  (With some room left the fd is
-        # writable, and a write of more than the room would spin: no
-        # readiness says "room for n"; the core stops that as a busy loop.)
+        # full: not writable until a read
         ev.write(2**64 - 2)
         with pytest.raises(BlockingIOError):
             ev.write(5)  # would pass the maximum
