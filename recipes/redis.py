@@ -146,6 +146,10 @@ class Client:
         try:
             conn.send_packed_command(conn.pack_commands(commands))
             async with on_cancel(resync, timeout=self.cancel_timeout):
+                # the first reply cannot be here yet, and nothing is buffered
+                # (the connection is in step): wait before the first try,
+                # which would cost can_read()'s three system calls
+                await wrapper.readable()
                 for command in commands:
                     reply = functools.partial(self._reply, conn, str(command[0]), options)
                     try:
