@@ -6,11 +6,13 @@ import asyncio
 import gc
 import json
 import linecache
+import os
 import re
 import socket
 import sqlite3
 import threading
 import time
+from pathlib import Path
 
 import anyio
 import pytest
@@ -392,9 +394,9 @@ def test_c_calls_and_types() -> None:
     assert _tool(call="", library_modules=())[0] == "run_sync"
 
 
-async def test_on_stall_hears_of_each_stall_as_it_ends(backend: str) -> None:
-    heard: list[tuple[adapt.Stall, str]] = []
-    m = adapt.Monitor(0.05, on_stall=lambda s: heard.append((s, threading.current_thread().name)))
+async def test_on_stall_hears_of_each_stall_on_the_loop(backend: str) -> None:
+    heard: list[tuple[adapt.Stall, int]] = []
+    m = adapt.Monitor(0.05, on_stall=lambda s: heard.append((s, threading.get_ident())))
     async with m:
         time.sleep(0.1)  # STALL-CALLBACK
         for _ in range(100):
@@ -403,7 +405,7 @@ async def test_on_stall_hears_of_each_stall_as_it_ends(backend: str) -> None:
                 break
         assert len(heard) == 1  # before the monitor stops
     stall, thread = heard[0]
-    assert thread.startswith("adapt.monitor watchdog")
+    assert thread == threading.get_ident()  # the loop's thread (the watchdog has no fds)
     assert stall.site.lineno == _line("STALL-CALLBACK")
     assert stall.call == "time.sleep"
     assert 0.05 <= stall.duration <= 0.5
@@ -441,3 +443,68 @@ def test_a_sample_of_an_idle_loop_blames_no_line(backend: str) -> None:
     stall = adapt.Monitor()._stall_from([(sample, 0.1)], 0.1)
     assert stall.kind == "idle", stall
     assert stall.suggestion.tool == "none"
+
+
+async def test_the_watchdog_holds_no_file_of_the_program(backend: str) -> None:
+    # while a second thread shares the fd table, every system call on an fd
+    # costs the loop more (see private_fd_table): the watchdog has a table of
+    # its own with its timer only -- and no copy of the program's files, so
+    # a close in the program still ends them
+    a, b = socket.socketpair()
+    with b:
+        async with adapt.monitor() as m:
+            assert m._watchdog is not None
+            assert m._deadman is not None
+            table = f"/proc/self/task/{m._watchdog.native_id}/fd"
+            for _ in range(100):  # (the thread makes its table when it starts)
+                if os.listdir(table) == [str(m._deadman.fd)]:
+                    break
+                await anyio.sleep(0.01)
+            assert os.listdir(table) == [str(m._deadman.fd)]
+            a.close()
+            b.setblocking(False)
+            assert b.recv(1) == b""  # the end, now: no copy of a is open
+            time.sleep(0.1)  # STALL-PRIVATE (still sampled, its call resolved)
+            await anyio.sleep(0.05)
+    site = _site(m.report(), _line("STALL-PRIVATE"))
+    assert site.call == "time.sleep"
+
+
+async def test_on_stall_raising_keeps_the_monitor_and_the_loop(
+    backend: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    calls: list[adapt.Stall] = []
+
+    def on_stall(stall: adapt.Stall) -> None:
+        calls.append(stall)
+        raise ValueError("from on_stall")
+
+    async with adapt.Monitor(0.05, on_stall=on_stall) as m:
+        time.sleep(0.1)
+        await anyio.sleep(0.1)
+        time.sleep(0.1)
+        await anyio.sleep(0.1)
+    assert len(calls) == 2
+    assert len(m.report().sites) >= 1
+    assert capsys.readouterr().err.count("ValueError: from on_stall") == 2
+
+
+def test_fd_kinds_are_read_through_proc(tmp_path: Path) -> None:
+    # the watchdog names the loop thread's files by their /proc entries
+    r, w = os.pipe()
+    master, slave = os.openpty()
+    null = os.open(os.devnull, os.O_RDONLY)
+    regular = os.open(tmp_path / "f", os.O_CREAT | os.O_RDWR)
+    sock = socket.socket()
+    fds = "/proc/thread-self/fd"
+    try:
+        assert _frames._fd_kind(r, fds) == "pipe"
+        assert _frames._fd_kind(regular, fds) == "regular"
+        assert _frames._fd_kind(sock.fileno(), fds) == "socket"
+        assert _frames._fd_kind(slave, fds) == "pty"
+        assert _frames._fd_kind(null, fds) == "chardev"
+        assert _frames._fd_kind(10_000, fds) == ""  # not open
+    finally:
+        for fd in (r, w, master, slave, null, regular):
+            os.close(fd)
+        sock.close()

@@ -217,9 +217,17 @@ _FILE_TYPES = frozenset(
 )
 
 
-def _fd_kind(fd: int) -> str:
+#: the names of terminal devices (``isatty`` needs the fd itself, see _fd_kind)
+_TTY_NAMES = ("/dev/pts/", "/dev/tty", "/dev/ptmx", "/dev/console")
+
+
+def _fd_kind(fd: int, fd_dir: str) -> str:
+    """What the sampled thread's ``fd`` is, found through ``fd_dir`` (its
+    ``/proc`` fd directory): the watchdog has a table of its own, where the
+    number names nothing (see ``private_fd_table``)."""
+    path = f"{fd_dir}/{fd}"
     try:
-        mode = os.fstat(fd).st_mode
+        mode = os.stat(path).st_mode
     except OSError:
         return ""
     if stat.S_ISREG(mode):
@@ -230,18 +238,20 @@ def _fd_kind(fd: int) -> str:
         return "socket"
     if stat.S_ISCHR(mode):
         try:
-            name = os.ttyname(fd) if os.isatty(fd) else ""
+            name = os.readlink(path)
         except OSError:
             name = ""
-        if name and fd <= 2:
+        if not name.startswith(_TTY_NAMES):
+            return "chardev"
+        if fd <= 2:
             return "console"  # the program's own terminal
         if name.startswith("/dev/pts/") or name == "/dev/ptmx":
             return "pty"
-        return "tty" if name else "chardev"
+        return "tty"
     return ""
 
 
-def _resolve(frame: types.FrameType, func: ast.expr) -> Callee:
+def _resolve(frame: types.FrameType, func: ast.expr, fd_dir: str) -> Callee:
     names = _dotted(func)
     if not names:
         return Callee("", (), "")
@@ -268,28 +278,28 @@ def _resolve(frame: types.FrameType, func: ast.expr) -> Callee:
         except Exception:
             fd = -1
         if isinstance(fd, int) and fd >= 0:
-            fd_kind = _fd_kind(fd)
+            fd_kind = _fd_kind(fd, fd_dir)
     return Callee(function, mro, fd_kind)
 
 
 _callees: dict[tuple[types.CodeType, int], Callee | None] = {}
 
 
-def _callee(frame: types.FrameType, lasti: int) -> Callee | None:
+def _callee(frame: types.FrameType, lasti: int, fd_dir: str) -> Callee | None:
     """What the call at instruction ``lasti`` of ``frame`` calls (``lasti``
     as snapshotted: the frame may have moved on since)."""
     key = (frame.f_code, lasti)
     if key in _callees:
         return _callees[key]
     _, func = _call(*key)
-    callee = None if func is None else _resolve(frame, func)
+    callee = None if func is None else _resolve(frame, func, fd_dir)
     if callee is not None and callee.function in ("os.read", "os.write"):
-        callee = _fd_argument(frame, lasti, callee)
+        callee = _fd_argument(frame, lasti, callee, fd_dir)
     _callees[key] = callee
     return callee
 
 
-def _fd_argument(frame: types.FrameType, lasti: int, callee: Callee) -> Callee:
+def _fd_argument(frame: types.FrameType, lasti: int, callee: Callee, fd_dir: str) -> Callee:
     """``os.read(fd, n)``: the kind of file ``fd`` is (a name or a constant)."""
     at = _instruction(frame.f_code, lasti)
     text = _segment(frame.f_code, at) if at >= 0 else ""
@@ -306,7 +316,7 @@ def _fd_argument(frame: types.FrameType, lasti: int, callee: Callee) -> Callee:
     elif isinstance(arg, ast.Constant):
         fd = arg.value
     if isinstance(fd, int) and not isinstance(fd, bool) and fd >= 0:
-        return Callee(callee.function, callee.receiver, _fd_kind(fd))
+        return Callee(callee.function, callee.receiver, _fd_kind(fd, fd_dir))
     return callee
 
 
@@ -316,9 +326,11 @@ class Snapshot(NamedTuple):
     #: (code, line, instruction, module name), innermost first
     frames: list[tuple[types.CodeType, int, int, str]]
     innermost: types.FrameType
+    #: the sampled thread's ``/proc`` fd directory
+    fd_dir: str
 
 
-def snapshot(frame: types.FrameType) -> Snapshot:
+def snapshot(frame: types.FrameType, fd_dir: str = "/proc/thread-self/fd") -> Snapshot:
     """Record a frame of the loop thread and its callers (innermost first).
 
     Nothing here can release the GIL (attribute reads and a dict lookup by
@@ -342,7 +354,7 @@ def snapshot(frame: types.FrameType) -> Snapshot:
             )
         )
         f = f.f_back
-    return Snapshot(frames, frame)
+    return Snapshot(frames, frame, fd_dir)
 
 
 def complete(snap: Snapshot) -> Sample:
@@ -353,7 +365,7 @@ def complete(snap: Snapshot) -> Sample:
         SampledFrame(code, lineno, lasti, module, is_user_file(code.co_filename))
         for code, lineno, lasti, module in snap.frames
     )
-    return Sample(frames, _callee(snap.innermost, snap.frames[0][2]))
+    return Sample(frames, _callee(snap.innermost, snap.frames[0][2], snap.fd_dir))
 
 
 def capture(frame: types.FrameType) -> Sample:

@@ -1,4 +1,5 @@
-"""A CLOCK_MONOTONIC timerfd through ctypes (Python 3.13 has ``os.timerfd_create``)."""
+"""Linux calls through ctypes: a CLOCK_MONOTONIC timerfd (Python 3.13 has
+``os.timerfd_create``), and a thread's own file-descriptor table."""
 
 from __future__ import annotations
 
@@ -7,10 +8,14 @@ import os
 import sys
 import time
 
-__all__ = ["TimerFD"]
+__all__ = ["TimerFD", "private_fd_table"]
 
 _libc = ctypes.CDLL(None, use_errno=True)
+# the same library, called without giving the GIL up (see private_fd_table)
+_libc_gil = ctypes.PyDLL(None, use_errno=True)
 _TFD_TIMER_ABSTIME = 1
+_CLONE_FILES = 0x400
+_LAST_FD = 0xFFFFFFFF
 
 
 class _ITimerSpec(ctypes.Structure):
@@ -53,3 +58,39 @@ class TimerFD:
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
+
+
+def private_fd_table(keep: int) -> bool:
+    """Give the calling thread a file-descriptor table of its own, holding
+    only ``keep``; False (nothing changed) where the system refuses.
+
+    While two threads share the process's table, the kernel takes and
+    drops a reference on the file in every system call on an fd (it skips
+    that for a table with one user): a thread that only sleeps made adapt's
+    uvloop ping-pong 2.7% slower, with its own table 0.2% (median of 25
+    paired rounds).  The copy ``unshare`` makes holds every file the
+    process had open, which a close in the program would then no longer
+    end, so all but ``keep`` are closed at once -- both calls with the GIL
+    held, so that no Python code runs between them.
+    """
+    try:
+        unshare, close_range = _libc_gil.unshare, _libc_gil.close_range
+    except AttributeError:
+        return False
+    close_range.argtypes = [ctypes.c_uint, ctypes.c_uint, ctypes.c_int]
+    if unshare(_CLONE_FILES) != 0:
+        return False  # a seccomp filter, say: the table stays shared
+    ranges = ((0, keep - 1), (keep + 1, _LAST_FD)) if keep > 0 else ((1, _LAST_FD),)
+    for first, last in ranges:
+        if close_range(first, last, 0) != 0:
+            # an old kernel: close what /proc lists (the listing's own fd
+            # is gone by the time the loop runs)
+            for name in os.listdir("/proc/thread-self/fd"):
+                fd = int(name)
+                if fd != keep:
+                    try:
+                        os.close(fd)
+                    except OSError:
+                        pass
+            break
+    return True
