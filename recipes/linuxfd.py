@@ -110,10 +110,16 @@ class EventFD(_FD):
         def write(fd: int) -> None:
             try:
                 os.eventfd_write(fd, value)
+                return
             except BlockingIOError:
-                if select.select([], [fd], [], 0)[1]:
-                    raise ValueError(f"the counter has room for less than {value}") from None
-                raise
+                poller = select.poll()
+                poller.register(fd, select.POLLOUT)
+                if not poller.poll(0):
+                    raise  # full: wait for a reader
+            try:  # writable, so a reader may have made room just now
+                os.eventfd_write(fd, value)
+            except BlockingIOError:
+                raise ValueError(f"the counter has room for less than {value}") from None
 
         await self._async.write_with(write)
 

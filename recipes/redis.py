@@ -149,7 +149,8 @@ class Client:
                 # the first reply cannot be here yet, and nothing is buffered
                 # (the connection is in step): wait before the first try,
                 # which would cost can_read()'s three system calls
-                await wrapper.readable()
+                if commands:
+                    await wrapper.readable()
                 for command in commands:
                     reply = functools.partial(self._reply, conn, str(command[0]), options)
                     try:

@@ -8,8 +8,11 @@ import json
 import linecache
 import os
 import re
+import signal
 import socket
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -508,3 +511,61 @@ def test_fd_kinds_are_read_through_proc(tmp_path: Path) -> None:
         for fd in (r, w, master, slave, null, regular):
             os.close(fd)
         sock.close()
+
+
+_SIGNALLER = """
+import os, signal, sys
+for _ in range(100):
+    os.kill(int(sys.argv[1]), signal.SIGUSR1)
+    os.kill(int(sys.argv[1]), signal.SIGUSR2)
+    sys.stdin.buffer.read(1)  # both were handled
+"""
+
+
+async def test_signals_reach_the_loop_while_the_watchdog_runs(backend: str) -> None:
+    # the kernel hands a process-directed signal to a thread that does not
+    # block it, the watchdog too when the loop thread has one pending; in
+    # the watchdog, Python's handler found no wake-up fd in its table and
+    # the signal was lost.  The watchdog is born with every signal blocked.
+    async with adapt.monitor() as m:
+        assert m._watchdog is not None
+        status = Path(f"/proc/self/task/{m._watchdog.native_id}/status").read_text()
+        blocked = int(re.search(r"SigBlk:\s*([0-9a-f]+)", status)[1], 16)  # type: ignore[index]
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1, signal.SIGCHLD):
+            assert blocked & (1 << (sig - 1)), sig
+        with anyio.open_signal_receiver(signal.SIGUSR1, signal.SIGUSR2) as signals:
+            child = subprocess.Popen(
+                [sys.executable, "-c", _SIGNALLER, str(os.getpid())], stdin=subprocess.PIPE
+            )
+            assert child.stdin is not None
+            pairs, seen = 0, set()
+            try:
+                with anyio.fail_after(10):
+                    async for signum in signals:
+                        seen.add(signum)
+                        if len(seen) == 2:
+                            pairs, seen = pairs + 1, set()
+                            os.write(child.stdin.fileno(), b"x")
+                            if pairs == 100:
+                                break
+            finally:
+                child.stdin.close()
+                child.kill()
+                child.wait()
+    assert pairs == 100
+
+
+async def test_a_failing_watchdog_is_reported_on_the_loop(
+    backend: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # its own fd table has no fd 2: the failure is printed by the loop
+    def boom() -> None:
+        raise RuntimeError("watchdog boom")
+
+    async with adapt.monitor() as m:
+        m._check_gc = boom  # type: ignore[method-assign]
+        time.sleep(0.1)
+        await anyio.sleep(0.1)
+    err = capsys.readouterr().err
+    assert "adapt.monitor: the watchdog failed" in err
+    assert "RuntimeError: watchdog boom" in err

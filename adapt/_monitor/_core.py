@@ -85,6 +85,7 @@ import gc
 import linecache
 import math
 import os
+import signal
 import sys
 import threading
 import time
@@ -127,8 +128,9 @@ class Monitor:
         self.threshold = float(threshold)
         self._period = self.threshold / 2  # between requests (see above)
         self._on_stall = on_stall
-        # stalls recorded by the watchdog, for on_stall on the loop
-        self._heard: collections.deque[Stall] = collections.deque()
+        # stalls recorded by the watchdog, for on_stall on the loop (and
+        # the watchdog's failure, to print there: see _deliver)
+        self._heard: collections.deque[Stall | BaseException] = collections.deque()
         self._stalls: list[Stall] = []
         self._lock = threading.Lock()  # _stalls, between the watchdog and report()
         self._state = "new"
@@ -279,7 +281,14 @@ class Monitor:
         self._watchdog = threading.Thread(
             target=self._watch, name=f"adapt.monitor watchdog ({self._loop_name})", daemon=True
         )
-        self._watchdog.start()
+        # born with every signal blocked, so the kernel never hands it one:
+        # Python's C handler would write the loop's wake-up byte to an fd
+        # number its own table does not hold, and the signal would be lost
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
+        try:
+            self._watchdog.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
     def _stop(self) -> None:
         if self._state != "running":
@@ -328,14 +337,21 @@ class Monitor:
             self._deliver()
 
     def _deliver(self) -> None:
-        """Hand the stalls the watchdog recorded to ``on_stall``, here on the loop."""
-        assert self._on_stall is not None
+        """Hand the stalls the watchdog recorded to ``on_stall``, and print
+        the watchdog's failure, if any -- here on the loop."""
         while self._heard:
-            stall = self._heard.popleft()
+            item = self._heard.popleft()
             try:
-                self._on_stall(stall)
+                if isinstance(item, BaseException):
+                    print(
+                        "adapt.monitor: the watchdog failed; stalls are no longer sampled",
+                        file=sys.stderr,
+                    )
+                    raise item
+                if self._on_stall is not None:
+                    self._on_stall(item)
             except Exception as exc:
-                # printed; the monitor and the loop go on
+                # printed; the loop goes on
                 sys.excepthook(type(exc), exc, exc.__traceback__)
 
     def _gc_callback(self, phase: str, info: dict[str, Any]) -> None:
@@ -349,6 +365,13 @@ class Monitor:
     # -- the watchdog thread --------------------------------------------------
 
     def _watch(self) -> None:
+        # fd 2 is not in this thread's table: a failure is printed on the loop
+        try:
+            self._watch_stalls()
+        except BaseException as exc:
+            self._heard.append(exc)  # (raising here would print to a closed fd 2)
+
+    def _watch_stalls(self) -> None:
         # (expiration count it was taken under, sample, seconds since the last one)
         pending: list[tuple[int, Sample, float]] = []
         period = self._period

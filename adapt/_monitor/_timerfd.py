@@ -11,8 +11,6 @@ import time
 __all__ = ["TimerFD", "private_fd_table"]
 
 _libc = ctypes.CDLL(None, use_errno=True)
-# the same library, called without giving the GIL up (see private_fd_table)
-_libc_gil = ctypes.PyDLL(None, use_errno=True)
 _TFD_TIMER_ABSTIME = 1
 _CLONE_FILES = 0x400
 _LAST_FD = 0xFFFFFFFF
@@ -70,11 +68,12 @@ def private_fd_table(keep: int) -> bool:
     uvloop ping-pong 2.7% slower, with its own table 0.2% (median of 25
     paired rounds).  The copy ``unshare`` makes holds every file the
     process had open, which a close in the program would then no longer
-    end, so all but ``keep`` are closed at once -- both calls with the GIL
-    held, so that no Python code runs between them.
+    end, so all but ``keep`` are closed at once.  (A file the program closes
+    in between ends when this copy is closed, microseconds later.  The GIL
+    is released meanwhile: a close may wait, for an NFS write-back say.)
     """
     try:
-        unshare, close_range = _libc_gil.unshare, _libc_gil.close_range
+        unshare, close_range = _libc.unshare, _libc.close_range
     except AttributeError:
         return False
     close_range.argtypes = [ctypes.c_uint, ctypes.c_uint, ctypes.c_int]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -63,6 +64,24 @@ async def test_eventfd_write_wait_with_less_room_than_the_value_is_refused(
                 await ev.write_wait(5)
             await ev.write_wait(3)  # fits: done at once
         assert await ev.read() == 2**64 - 2
+
+
+async def test_eventfd_write_wait_on_a_high_fd_waits(backend: str) -> None:
+    # an fd number past select()'s FD_SETSIZE (1024): a full counter still
+    # waits for a reader, and the check for room does not fail
+    spare = [os.open(os.devnull, os.O_RDONLY) for _ in range(1030)]
+    try:
+        with linuxfd.EventFD() as ev:
+            assert ev.fileno() >= 1024
+            ev.write(2**64 - 2)
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(ev.write_wait, 5)
+                await anyio.sleep(0.02)
+                assert await ev.read() == 2**64 - 2
+            assert await ev.read() == 5
+    finally:
+        for fd in spare:
+            os.close(fd)
 
 
 async def test_eventfd_write_wait_waits_for_room(backend: str) -> None:

@@ -43,6 +43,14 @@ async def test_pipeline_keeps_errors_in_place(backend: str, redis_port: int) -> 
         assert await r.pipeline(*big) == [True] * 2000
 
 
+async def test_an_empty_pipeline_returns_at_once(backend: str, redis_port: int) -> None:
+    # nothing sent, no reply due: no wait for one
+    async with Client(port=redis_port) as r:
+        with anyio.fail_after(2):
+            assert await r.pipeline() == []
+        assert await r.execute("PING") is True
+
+
 async def test_big_reply(backend: str, redis_port: int) -> None:
     async with Client(port=redis_port) as r:
         value = bytes(range(256)) * 4096  # 1 MiB: many recv()s for one reply
