@@ -5,7 +5,9 @@ The child (``python -c``) writes ``--lines`` lines of 32 bytes to its stdout
 as fast as it can; each case starts it, reads line by line until the end and
 waits for the exit.  Cases: the recipe's ``spawn`` + ``readline`` on asyncio,
 uvloop and trio; ``asyncio.create_subprocess_exec`` + ``readline`` on
-asyncio and uvloop.  Interleaved in one process, median of the rounds.
+asyncio and uvloop; and, for comparison, asyncio's with its pipe enlarged
+to the recipe's ``PIPE_SIZE``.  Interleaved in one process, median of the
+rounds.
 
     python benchmarks/bench_subprocess.py              # full run
     python benchmarks/bench_subprocess.py --quick      # smoke run
@@ -15,6 +17,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import fcntl
+import functools
 import os
 import sys
 import time
@@ -23,7 +27,7 @@ from collections.abc import Awaitable, Callable
 import trio
 import uvloop
 from _harness import interleave, note_load, report
-from adapt.recipes.subprocess import DEVNULL, PIPE, spawn
+from adapt.recipes.subprocess import DEVNULL, PIPE, PIPE_SIZE, spawn
 
 CHILD = """
 import sys
@@ -48,12 +52,15 @@ async def recipe_lines(count: int) -> float:
     return rate
 
 
-async def asyncio_lines(count: int) -> float:
+async def asyncio_lines(count: int, pipe_size: int = 0) -> float:
     t0 = time.perf_counter()
     child = await asyncio.create_subprocess_exec(
         sys.executable, "-c", CHILD, str(count), stdin=DEVNULL, stdout=PIPE, stderr=DEVNULL
     )
     assert child.stdout is not None
+    if pipe_size:  # the recipe's pipe size (F_SETPIPE_SZ), for comparison
+        transport = child._transport.get_pipe_transport(1)  # type: ignore[attr-defined]
+        fcntl.fcntl(transport.get_extra_info("pipe").fileno(), 1031, pipe_size)
     n = 0
     while await child.stdout.readline():
         n += 1
@@ -85,6 +92,10 @@ def main() -> None:
     cases = {f"recipe {loop}": case(recipe_lines, loop) for loop in ("asyncio", "uvloop", "trio")}
     for loop in ("asyncio", "uvloop"):
         cases[f"asyncio subprocess {loop}"] = case(asyncio_lines, loop)
+    # the recipe enlarges its pipes to PIPE_SIZE: what that alone gives asyncio
+    cases["asyncio subprocess asyncio, recipe's pipe size"] = case(
+        functools.partial(asyncio_lines, pipe_size=PIPE_SIZE), "asyncio"
+    )
     load = os.getloadavg()[0]
     medians = interleave(cases, rounds, shuffle=True)
     targets = [

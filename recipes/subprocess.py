@@ -14,7 +14,9 @@ from one task (an epoll set of the pipes, itself awaited): no deadlock.
 
 Mode: the pipes (unbuffered ``io.FileIO``) are kinds adapt knows and are
 made non-blocking; the pidfd and the epoll set are wrapped with
-``nonblocking=False`` (their ops never block).
+``nonblocking=False`` (their ops never block).  The pipes are enlarged to
+``PIPE_SIZE`` (1 MiB, the most an unprivileged process may ask for; kept
+as is where refused): 16 times fewer wake-ups per MiB than 64 KiB pipes.
 
 Caveats: pipes are unbuffered (``bufsize=0``; a ``BufferedReader``'s
 ``read1()`` returns ``b""`` before data arrives) and bytes (decode the
@@ -40,6 +42,7 @@ Example::
 
 from __future__ import annotations
 
+import fcntl
 import os
 import select
 import signal
@@ -52,10 +55,18 @@ LIBRARY = None
 SUMMARY = "Child processes with async pipes, waited for through a pidfd, no thread."
 
 PIPE, STDOUT, DEVNULL = subprocess.PIPE, subprocess.STDOUT, subprocess.DEVNULL
+PIPE_SIZE = 1 << 20
+_F_SETPIPE_SZ = 1031
 
 
 def _stream(pipe: Any) -> BufferedStream | None:
-    return None if pipe is None else BufferedStream(pipe)
+    if pipe is None:
+        return None
+    try:
+        fcntl.fcntl(pipe.fileno(), _F_SETPIPE_SZ, PIPE_SIZE)
+    except OSError:
+        pass  # over the user's pipe quota: the pipe keeps its size
+    return BufferedStream(pipe)
 
 
 class Process:

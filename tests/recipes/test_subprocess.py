@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
 import sys
@@ -68,6 +69,19 @@ async def test_wait_uses_no_thread_and_is_cancellable(backend: str) -> None:
         assert await child.wait() == -signal.SIGTERM
         child.kill()  # reaped: a no-op, never a signal to a recycled pid
         assert await child.wait() == -signal.SIGTERM
+
+
+async def test_pipes_are_enlarged(backend: str) -> None:
+    # 1 MiB pipes: a fast writer fills 16 times more before the reader wakes
+    async with spawn(sys.executable, "-c", "print('x' * 300_000)") as child:
+        for stream in (child.stdin, child.stdout, child.stderr):
+            assert stream is not None
+            assert fcntl.fcntl(stream.wrapper.fileno(), 1032) == recipe.PIPE_SIZE  # F_GETPIPE_SZ
+        assert child.stdin is not None
+        child.stdin.close()
+        assert child.stdout is not None
+        assert await child.stdout.read() == b"x" * 300_000 + b"\n"
+        assert await child.wait() == 0
 
 
 async def test_kill(backend: str) -> None:
