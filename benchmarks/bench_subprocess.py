@@ -60,7 +60,7 @@ async def asyncio_lines(count: int, pipe_size: int = 0) -> float:
     assert child.stdout is not None
     if pipe_size:  # the recipe's pipe size (F_SETPIPE_SZ), for comparison
         transport = child._transport.get_pipe_transport(1)  # type: ignore[attr-defined]
-        fcntl.fcntl(transport.get_extra_info("pipe").fileno(), 1031, pipe_size)
+        fcntl.fcntl(transport.get_extra_info("pipe").fileno(), fcntl.F_SETPIPE_SZ, pipe_size)
     n = 0
     while await child.stdout.readline():
         n += 1

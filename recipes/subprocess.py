@@ -56,14 +56,13 @@ SUMMARY = "Child processes with async pipes, waited for through a pidfd, no thre
 
 PIPE, STDOUT, DEVNULL = subprocess.PIPE, subprocess.STDOUT, subprocess.DEVNULL
 PIPE_SIZE = 1 << 20
-_F_SETPIPE_SZ = 1031
 
 
 def _stream(pipe: Any) -> BufferedStream | None:
     if pipe is None:
         return None
     try:
-        fcntl.fcntl(pipe.fileno(), _F_SETPIPE_SZ, PIPE_SIZE)
+        fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, PIPE_SIZE)
     except OSError:
         pass  # over the user's pipe quota: the pipe keeps its size
     return BufferedStream(pipe)

@@ -76,7 +76,7 @@ async def test_pipes_are_enlarged(backend: str) -> None:
     async with spawn(sys.executable, "-c", "print('x' * 300_000)") as child:
         for stream in (child.stdin, child.stdout, child.stderr):
             assert stream is not None
-            assert fcntl.fcntl(stream.wrapper.fileno(), 1032) == recipe.PIPE_SIZE  # F_GETPIPE_SZ
+            assert fcntl.fcntl(stream.wrapper.fileno(), fcntl.F_GETPIPE_SZ) == recipe.PIPE_SIZE
         assert child.stdin is not None
         child.stdin.close()
         assert child.stdout is not None
