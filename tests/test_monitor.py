@@ -22,7 +22,7 @@ import anyio
 import pytest
 
 import adapt
-from adapt._monitor import _frames
+from adapt._monitor import _frames, _timerfd
 from adapt._monitor._report import Stall
 from adapt._monitor._table import MODULES, suggest
 
@@ -422,7 +422,7 @@ def test_a_sample_of_an_idle_loop_blames_no_line(backend: str) -> None:
     # when the machine (or another thread's GIL) held the loop thread up
     import sys
 
-    from adapt._monitor._frames import capture
+    from adapt._monitor._frames import complete, snapshot
 
     ready = threading.Event()
 
@@ -441,7 +441,9 @@ def test_a_sample_of_an_idle_loop_blames_no_line(backend: str) -> None:
         ready.wait(5)
         time.sleep(0.1)
         assert thread.ident is not None
-        sample = capture(sys._current_frames()[thread.ident])
+        frame = sys._current_frames()[thread.ident]
+        sample = complete(snapshot(frame, f"/proc/self/task/{thread.native_id}/fd"))
+        del frame  # (a kept frame keeps the loop's locals alive)
     finally:
         thread.join()
     stall = adapt.Monitor()._stall_from([(sample, 0.1)], 0.1)
@@ -455,7 +457,7 @@ def _may_unshare_files() -> bool:
     result: list[bool] = []
 
     def probe() -> None:
-        result.append(ctypes.CDLL(None, use_errno=True).unshare(0x400) == 0)  # CLONE_FILES
+        result.append(ctypes.CDLL(None, use_errno=True).unshare(_timerfd._CLONE_FILES) == 0)
 
     thread = threading.Thread(target=probe)
     thread.start()

@@ -341,18 +341,18 @@ class Monitor:
         the watchdog's failure, if any -- here on the loop."""
         while self._heard:
             item = self._heard.popleft()
+            if isinstance(item, BaseException):
+                print(
+                    "adapt.monitor: the watchdog failed; stalls are no longer sampled",
+                    file=sys.stderr,
+                )
+                sys.excepthook(type(item), item, item.__traceback__)
+                continue
             try:
-                if isinstance(item, BaseException):
-                    print(
-                        "adapt.monitor: the watchdog failed; stalls are no longer sampled",
-                        file=sys.stderr,
-                    )
-                    raise item
                 if self._on_stall is not None:
                     self._on_stall(item)
             except Exception as exc:
-                # printed; the loop goes on
-                sys.excepthook(type(exc), exc, exc.__traceback__)
+                sys.excepthook(type(exc), exc, exc.__traceback__)  # printed; the loop goes on
 
     def _gc_callback(self, phase: str, info: dict[str, Any]) -> None:
         now = time.monotonic()

@@ -1,11 +1,12 @@
 """Reading a stalled loop thread's stack: whose code it is, and what it calls.
 
 The watchdog thread holds a frame of the loop thread only while it samples
-(:func:`capture`), and keeps code objects and offsets, never frames: a kept
+(:func:`snapshot`, :func:`complete`), and keeps code objects and offsets,
+never frames: a kept
 frame would keep every local of the stalled call alive.  The one thing that
 needs the live frame is the type of the object a C call was made on
 (``sock.recv(...)``: is ``sock`` a socket, a file, a sqlite3 cursor?), so
-:func:`capture` resolves that once per call site, without running any of the
+:func:`complete` resolves that once per call site, without running any of the
 program's code: names are looked up in the frame's namespaces and attributes
 with ``inspect.getattr_static``, so no property or ``__getattr__`` runs in
 the watchdog thread.  Everything else (source lines, call text) is read
@@ -27,7 +28,16 @@ import types
 from dataclasses import dataclass
 from typing import Any, NamedTuple, cast
 
-__all__ = ["Callee", "Sample", "SampledFrame", "call_text", "capture", "is_user_file"]
+__all__ = [
+    "Callee",
+    "Sample",
+    "SampledFrame",
+    "Snapshot",
+    "call_text",
+    "complete",
+    "is_user_file",
+    "snapshot",
+]
 
 #: frames kept per sample, innermost first
 MAX_DEPTH = 64
@@ -330,7 +340,7 @@ class Snapshot(NamedTuple):
     fd_dir: str
 
 
-def snapshot(frame: types.FrameType, fd_dir: str = "/proc/thread-self/fd") -> Snapshot:
+def snapshot(frame: types.FrameType, fd_dir: str) -> Snapshot:
     """Record a frame of the loop thread and its callers (innermost first).
 
     Nothing here can release the GIL (attribute reads and a dict lookup by
@@ -366,8 +376,3 @@ def complete(snap: Snapshot) -> Sample:
         for code, lineno, lasti, module in snap.frames
     )
     return Sample(frames, _callee(snap.innermost, snap.frames[0][2], snap.fd_dir))
-
-
-def capture(frame: types.FrameType) -> Sample:
-    """:func:`snapshot` and :func:`complete` in one."""
-    return complete(snapshot(frame))
