@@ -186,16 +186,22 @@ async def test_blocking_calls_get_their_suggestions(backend: str) -> None:
 
 
 async def test_regular_file_reads_and_writes(backend: str, tmp_path: object) -> None:
+    # each stall lasts 0.2 s however fast the machine's files are: a single
+    # read of a file in the page cache can take less than the threshold
     path = f"{tmp_path}/big.bin"
     block = b"\xa5" * (1 << 20)
     async with adapt.monitor(threshold=0.01) as m:
         with open(path, "wb") as f:
-            for _ in range(256):
+            until = time.monotonic() + 0.2
+            while time.monotonic() < until:
                 f.write(block)  # STALL-WRITE
                 f.flush()  # STALL-FLUSH
         await anyio.sleep(0.01)
         with open(path, "rb") as f:
-            f.read()  # STALL-READ
+            until = time.monotonic() + 0.2
+            while time.monotonic() < until:
+                f.seek(0)
+                f.read()  # STALL-READ
         await anyio.sleep(0.01)
     report = m.report()
     read = _site(report, _line("STALL-READ"))
