@@ -10,6 +10,7 @@ import os
 import threading
 import time
 import traceback
+from collections.abc import Callable
 
 import anyio
 import anyio.from_thread
@@ -292,6 +293,14 @@ async def test_completions_are_batched(backend: str, monkeypatch: pytest.MonkeyP
         original(self)
 
     monkeypatch.setattr(Sink, "_drain", counting)
+    pushed = threading.Semaphore(0)
+    push = Sink.push
+
+    def counting_push(self: Sink, item: Callable[[], object]) -> None:
+        push(self, item)
+        pushed.release()
+
+    monkeypatch.setattr(Sink, "push", counting_push)
     finished = threading.Semaphore(0)
     go = threading.Event()  # no call completes before the loop is blocked
     started = 0
@@ -318,7 +327,8 @@ async def test_completions_are_batched(backend: str, monkeypatch: pytest.MonkeyP
         go.set()
         for _ in range(20):
             assert finished.acquire(timeout=5)
-        time.sleep(0.05)
+        for _ in range(20):  # each worker has handed its result to the loop
+            assert pushed.acquire(timeout=5)
     assert sorted(results) == list(range(20))
     assert drains == 1  # 20 results, one loop wake-up
 
