@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -37,3 +38,24 @@ def fill(sock: socket.socket) -> int:
             total += sock.send(chunk)
         except BlockingIOError:
             return total
+
+
+def held_clock() -> float:
+    """``time.monotonic()`` less the time the calling thread has spent ready to
+    run but waiting for a CPU (its run delay, ``/proc/thread-self/schedstat``).
+
+    A gap between two readings in a loop's thread counts whatever held the
+    loop up -- its own code, a blocking call, a wait for the GIL -- but not
+    other processes taking the CPUs: beside 8 busy processes on its CPU, the
+    loop of a transfer test waited up to 0.78 s at a time for a CPU alone.
+    """
+    while True:
+        before = _run_delay()
+        now = time.monotonic()
+        if _run_delay() == before:  # (not pre-empted between the two readings)
+            return now - before / 1e9
+
+
+def _run_delay() -> int:
+    with open("/proc/thread-self/schedstat", "rb") as f:
+        return int(f.read().split()[1])
