@@ -332,17 +332,28 @@ async def test_execute_and_fetchall_keep_their_own_results(
         db.close()
 
 
-#: a query the server keeps working on for 0.5 s after the cancel request
+#: a statement that takes 0.5 s to end once cancelled.  The server signals a
+#: cancel twice (to the backend and to its process group): when the backend
+#: takes the first before the second comes, the second cancels the
+#: handler's own sleep -- caught again, by the inner block
 _SLOW_TO_CANCEL = (
     "DO $$ BEGIN PERFORM pg_sleep(10);"
-    " EXCEPTION WHEN query_canceled THEN PERFORM pg_sleep(0.5); END $$"
+    " EXCEPTION WHEN query_canceled THEN"
+    " BEGIN PERFORM pg_sleep(0.5);"
+    " EXCEPTION WHEN query_canceled THEN PERFORM pg_sleep(0.5); END;"
+    " END $$"
 )
 
 
-def _active(pg: Postgres, sql: str) -> bool:
-    """Whether the server is running ``sql`` now (an ordinary blocking check)."""
+def _in_pg_sleep(pg: Postgres, sql: str) -> bool:
+    """Whether the server is running ``sql`` and is in its ``pg_sleep`` now --
+    for a DO block, inside the block's body, its exception handler in place
+    (an ordinary blocking check)."""
     with psycopg2.connect(pg.dsn) as check, check.cursor() as cur:
-        cur.execute("SELECT count(*) FROM pg_stat_activity WHERE query = %s", (sql,))
+        cur.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE query = %s AND wait_event = 'PgSleep'",
+            (sql,),
+        )
         row = cur.fetchone()
     check.close()
     return row is not None and row[0] > 0
@@ -359,10 +370,11 @@ async def _cancel_in_scope(db: Database, sql: str, backend: str, pg: Postgres) -
         raise AssertionError("not cancelled")  # pragma: no cover
 
     async def when_active(cancel: Callable[[], object]) -> None:
+        # (in the statement's pg_sleep, a DO block's handler is in place: a
+        # fixed 0.2 s after it became active assumed how fast the server is)
         with anyio.fail_after(10):
-            while not await run_sync(_active, pg, sql):
+            while not await run_sync(_in_pg_sleep, pg, sql):
                 await anyio.sleep(0.02)
-        await anyio.sleep(0.2)  # into the statement's body (a DO block's handler)
         cancelled.append(time.monotonic())
         cancel()
 
