@@ -61,6 +61,15 @@ def _cpu_seconds(fn: Callable[..., object], *args: object) -> float:
     return min(times)
 
 
+async def _next_beat(m: adapt.Monitor) -> None:
+    """Return once the monitor's heartbeat has run again (so that a stall
+    before this and one after are recorded apart, whatever the machine)."""
+    expired = m._expired
+    with anyio.fail_after(5):
+        while m._expired == expired:
+            await anyio.sleep(0.001)
+
+
 def _site(report: adapt.StallReport, lineno: int) -> adapt.StallSite:
     found = [s for s in report.sites if s.filename == HERE and s.lineno == lineno]
     assert found, f"no stall reported at line {lineno}:\n{report.format()}"
@@ -68,13 +77,16 @@ def _site(report: adapt.StallReport, lineno: int) -> adapt.StallSite:
 
 
 async def test_every_100ms_stall_is_reported_with_its_line(backend: str) -> None:
+    beats = []  # heartbeats by the end of each stall and of each sleep (if it fails)
     async with adapt.monitor() as m:
         for _ in range(10):
             time.sleep(0.1)  # STALL-100
+            beats.append(m._expired)
             await anyio.sleep(0.02)
+            beats.append(m._expired)
     report = m.report()
     site = _site(report, _line("STALL-100"))
-    assert site.count == 10, report.format()
+    assert site.count == 10, f"{report.format()}\nbeats: {beats}"
     assert 0.075 <= site.worst <= 0.5
     assert site.total >= 10 * 0.05  # each one is late by the threshold at least
     assert site.call == "time.sleep"
@@ -199,23 +211,25 @@ async def test_blocking_calls_get_their_suggestions(backend: str) -> None:
 
 
 async def test_regular_file_reads_and_writes(backend: str, tmp_path: object) -> None:
-    # each stall lasts 0.2 s however fast the machine's files are: a single
-    # read of a file in the page cache can take less than the threshold
+    # each stall lasts 0.2 s however fast the machine's files are (a single
+    # read of a file in the page cache can take less than the threshold),
+    # and a beat separates them (this test is about the suggestions)
     path = f"{tmp_path}/big.bin"
     block = b"\xa5" * (1 << 20)
     async with adapt.monitor(threshold=0.01) as m:
+        await _next_beat(m)
         with open(path, "wb") as f:
             until = time.monotonic() + 0.2
             while time.monotonic() < until:
                 f.write(block)  # STALL-WRITE
                 f.flush()  # STALL-FLUSH
-        await anyio.sleep(0.01)
+        await _next_beat(m)
         with open(path, "rb") as f:
             until = time.monotonic() + 0.2
             while time.monotonic() < until:
                 f.seek(0)
                 f.read()  # STALL-READ
-        await anyio.sleep(0.01)
+        await _next_beat(m)
     report = m.report()
     read = _site(report, _line("STALL-READ"))
     assert read.suggestion.tool == "reader"
