@@ -81,7 +81,7 @@ async def test_cancellation_at_every_point_loses_nothing(backend: str, point: st
                         got.extend(await x.recv(10))
 
                 tg.start_soon(read)
-                await anyio.sleep(0.02)
+                await anyio.wait_all_tasks_blocked()  # the tasks wait now
                 b.send(b"1")  # readiness and cancellation in one loop iteration
                 scope.cancel()
         else:
@@ -142,7 +142,7 @@ async def test_close_while_a_reader_and_a_writer_wait(backend: str, through: str
             async with anyio.create_task_group() as tg:
                 tg.start_soon(wait, "read")
                 tg.start_soon(wait, "write")
-                await anyio.sleep(0.02)
+                await anyio.wait_all_tasks_blocked()  # the tasks wait now
                 if through == "into_inner":
                     closer.into_inner()
                 else:
@@ -175,7 +175,8 @@ async def test_fd_closed_behind_our_back(backend: str, when: str, dup: bool) -> 
             async with anyio.create_task_group() as tg:
                 if when == "while-waiting":
                     tg.start_soon(read)
-                    await anyio.sleep(0.02)
+                    await anyio.wait_all_tasks_blocked()  # the tasks wait now
+                    await anyio.sleep(0.01)  # and the loop polled since (see docs/reliability.rst)
                 os.close(r)  # behind adapt's back
                 if when == "between-waits":
                     with pytest.raises(OSError):
@@ -210,7 +211,8 @@ async def test_fd_closed_behind_our_back_while_waiting_with_data_via_dup(backend
         with anyio.fail_after(2):
             async with anyio.create_task_group() as tg:
                 tg.start_soon(read)
-                await anyio.sleep(0.02)
+                await anyio.wait_all_tasks_blocked()  # the tasks wait now
+                await anyio.sleep(0.01)  # and the loop polled since (see docs/reliability.rst)
                 os.close(r)
                 os.write(w, b"2")
         assert len(errors) == 1
@@ -448,7 +450,7 @@ async def test_second_thread_or_loop(backend: str) -> None:
         x = Async(a)
         async with anyio.create_task_group() as tg:
             tg.start_soon(x.readable)
-            await anyio.sleep(0.02)
+            await anyio.wait_all_tasks_blocked()  # the tasks wait now
 
             def other_thread() -> list[str]:
                 seen = []
