@@ -623,3 +623,34 @@ async def test_a_failing_watchdog_is_reported_on_the_loop(
     err = capsys.readouterr().err
     assert "adapt.monitor: the watchdog failed" in err
     assert "RuntimeError: watchdog boom" in err
+
+
+async def test_a_sample_between_two_calls_keeps_the_lines_suggestion(backend: str) -> None:
+    # a stall's samples at one line: most inside the sqlite3 call, the last
+    # one between two calls on the line (as the stall ended): the line's
+    # suggestion comes from a sample that shows what the line calls
+    import dataclasses
+
+    from adapt._monitor._frames import complete, snapshot
+
+    db = sqlite3.connect(":memory:")
+    taken: list[object] = []
+
+    def probe() -> int:
+        frame = sys._getframe(1)  # the line below, inside db.execute
+        taken.append(complete(snapshot(frame, "/proc/self/fd")))
+        del frame
+        return 1
+
+    db.create_function("probe", 0, probe)
+    try:
+        db.execute("SELECT probe()").fetchall()  # STALL-BETWEEN
+    finally:
+        db.close()
+    in_call = taken[0]
+    assert isinstance(in_call, _frames.Sample)
+    assert in_call.callee is not None, in_call
+    between = dataclasses.replace(in_call, callee=None)
+    stall = adapt.Monitor()._stall_from([(in_call, 0.2), (between, 0.0025)], 0.2)
+    assert stall.site.lineno == _line("STALL-BETWEEN")
+    assert stall.suggestion.tool == "asyncify(pin=True)", stall.suggestion

@@ -495,17 +495,24 @@ class Monitor:
         # the one taken when C code gave the GIL back counts for all of it
         # (None: the loop thread was in the loop's own code, see _IDLE)
         counts: dict[tuple[types.CodeType, int] | None, float] = collections.defaultdict(float)
+        latest: dict[tuple[types.CodeType, int] | None, int] = {}
+        # the sample a site's suggestion comes from: its latest one that was
+        # taken in a call (a sample between two calls on the line -- as the
+        # stall ends, say -- cannot tell what the line calls)
         chosen: dict[tuple[types.CodeType, int] | None, tuple[Sample, int]] = {}
-        for sample, weight in samples:
+        for n, (sample, weight) in enumerate(samples):
             index = _site_index(sample)
             frame = sample.frames[index]
             idle = sample.frames[0].module.startswith(_IDLE)
             key = None if idle else (frame.code, frame.lineno)
             counts[key] += weight
-            chosen.pop(key, None)  # (re-inserted: the latest comes last)
-            chosen[key] = (sample, index)
+            latest[key] = n
+            if index > 0 or sample.callee is not None or key not in chosen:
+                chosen[key] = (sample, index)
+            elif chosen[key][1] == 0 and chosen[key][0].callee is None:
+                chosen[key] = (sample, index)  # none in a call yet: the latest
         best = max(counts.values())
-        key = next(k for k in reversed(chosen) if counts[k] == best)
+        key = max((k for k in counts if counts[k] == best), key=latest.__getitem__)
         sample, index = chosen[key]
         if key is None:
             return self._stall_without_site("idle", duration, len(samples), idle_suggestion())
