@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+import types
 from collections.abc import Callable
 from pathlib import Path
 
@@ -654,3 +655,30 @@ async def test_a_sample_between_two_calls_keeps_the_lines_suggestion(backend: st
     stall = adapt.Monitor()._stall_from([(in_call, 0.2), (between, 0.0025)], 0.2)
     assert stall.site.lineno == _line("STALL-BETWEEN")
     assert stall.suggestion.tool == "asyncify(pin=True)", stall.suggestion
+
+
+async def test_a_sample_in_the_monitors_gc_callback_is_the_programs_call(backend: str) -> None:
+    # the monitor's gc callback runs inside whatever call allocated; C code
+    # holding the GIL hands it to the watchdog there: the sample is that call
+    from adapt._monitor._core import _GC_CALLBACK, _program_frame
+    from adapt._monitor._frames import Snapshot, complete, snapshot
+
+    taken: list[Snapshot] = []
+
+    def profile(frame: types.FrameType, event: str, arg: object) -> None:
+        if event == "call" and frame.f_code is _GC_CALLBACK and not taken:
+            program = _program_frame(frame)  # what the watchdog samples
+            assert program is not None
+            taken.append(snapshot(program, "/proc/self/fd"))
+
+    async with adapt.monitor():
+        sys.setprofile(profile)
+        try:
+            gc.collect()  # STALL-IN-GC
+        finally:
+            sys.setprofile(None)
+    assert taken
+    stall = adapt.Monitor()._stall_from([(complete(taken.pop()), 0.2)], 0.2)
+    assert stall.kind == "call", stall
+    assert stall.site.lineno == _line("STALL-IN-GC")
+    assert stall.call == "gc.collect"

@@ -391,7 +391,7 @@ class Monitor:
             expired = self._expired
             last = time.monotonic()  # woken: the GIL may take long to come (see above)
             while self._expired == expired and self._state == "running":
-                frame = sys._current_frames().get(self._thread_id)  # pyright: ignore[reportPrivateUsage]
+                frame = _program_frame(sys._current_frames().get(self._thread_id))  # pyright: ignore[reportPrivateUsage]
                 if frame is not None and self._expired == expired:
                     # the snapshot keeps the GIL; complete() may give it up
                     # (stat, source files) and let the loop thread run on
@@ -545,6 +545,19 @@ class Monitor:
             suggestion=suggestion,
             samples=len(samples),
         )
+
+
+_GC_CALLBACK = Monitor._gc_callback.__code__  # pyright: ignore[reportPrivateUsage]
+
+
+def _program_frame(frame: types.FrameType | None) -> types.FrameType | None:
+    """The frame to sample: past the monitor's gc callback, which runs inside
+    whatever call of the program allocated -- and is where C code holding
+    the GIL most often hands it to the watchdog, being the only Python code
+    it runs (a stall sampled there was counted as the loop's own code)."""
+    if frame is not None and frame.f_code is _GC_CALLBACK and frame.f_back is not None:
+        return frame.f_back
+    return frame
 
 
 #: modules of the loops' own machinery, cut from reported stacks
