@@ -24,7 +24,7 @@ import anyio
 import pytest
 
 import adapt
-from adapt._monitor import _frames, _timerfd
+from adapt._monitor import _attribute, _frames, _timerfd
 from adapt._monitor._report import Stall
 from adapt._monitor._table import MODULES, suggest
 
@@ -480,7 +480,7 @@ def test_a_sample_of_an_idle_loop_blames_no_line(backend: str) -> None:
         del frame  # (a kept frame keeps the loop's locals alive)
     finally:
         thread.join()
-    stall = adapt.Monitor()._stall_from([(sample, 0.1)], 0.1)
+    stall = _attribute.stall_from([(sample, 0.1)], 0.1, "")
     assert stall.kind == "idle", stall
     assert stall.suggestion.tool == "none"
 
@@ -652,7 +652,7 @@ async def test_a_sample_between_two_calls_keeps_the_lines_suggestion(backend: st
     assert isinstance(in_call, _frames.Sample)
     assert in_call.callee is not None, in_call
     between = dataclasses.replace(in_call, callee=None)
-    stall = adapt.Monitor()._stall_from([(in_call, 0.2), (between, 0.0025)], 0.2)
+    stall = _attribute.stall_from([(in_call, 0.2), (between, 0.0025)], 0.2, "")
     assert stall.site.lineno == _line("STALL-BETWEEN")
     assert stall.suggestion.tool == "asyncify(pin=True)", stall.suggestion
 
@@ -678,7 +678,7 @@ async def test_a_sample_in_the_monitors_gc_callback_is_the_programs_call(backend
         finally:
             sys.setprofile(None)
     assert taken
-    stall = adapt.Monitor()._stall_from([(complete(taken.pop()), 0.2)], 0.2)
+    stall = _attribute.stall_from([(complete(taken.pop()), 0.2)], 0.2, "")
     assert stall.kind == "call", stall
     assert stall.site.lineno == _line("STALL-IN-GC")
     assert stall.call == "gc.collect"

@@ -82,7 +82,6 @@ from __future__ import annotations
 
 import collections
 import gc
-import linecache
 import math
 import os
 import signal
@@ -94,9 +93,10 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
-from ._frames import Sample, call_text, complete, snapshot
-from ._report import StackEntry, Stall, StallReport, aggregate
-from ._table import Suggestion, gc_suggestion, idle_suggestion, suggest, unknown_suggestion
+from ._attribute import stall_from, without_site
+from ._frames import Sample, complete, snapshot
+from ._report import Stall, StallReport, aggregate
+from ._table import gc_suggestion, unknown_suggestion
 from ._timerfd import TimerFD, private_fd_table
 
 __all__ = ["Monitor", "monitor"]
@@ -427,7 +427,7 @@ class Monitor:
             if end - start >= self.threshold and start >= self._covered:
                 self._covered = end
                 suggestion = gc_suggestion(generation)
-                self._record_stall(self._stall_without_site("gc", end - start, 0, suggestion))
+                self._record_stall(without_site("gc", self._loop_name, end - start, 0, suggestion))
         self._gc_done = count
 
     def _sleep(self, seconds: float) -> None:
@@ -450,13 +450,13 @@ class Monitor:
         self._covered = max(self._covered, end)
         covered, generation = self._gc_time(start, end)
         if covered >= duration / 2:
-            stall = self._stall_without_site(
-                "gc", duration, len(samples), gc_suggestion(generation)
+            stall = without_site(
+                "gc", self._loop_name, duration, len(samples), gc_suggestion(generation)
             )
         elif samples:
-            stall = self._stall_from(samples, duration)
+            stall = stall_from(samples, duration, self._loop_name)
         else:
-            stall = self._stall_without_site("unknown", duration, 0, unknown_suggestion())
+            stall = without_site("unknown", self._loop_name, duration, 0, unknown_suggestion())
         self._record_stall(stall)
 
     def _record_stall(self, stall: Stall) -> None:
@@ -474,78 +474,6 @@ class Monitor:
                 generation = max(generation, gen)
         return covered, generation
 
-    def _stall_without_site(
-        self, kind: str, duration: float, samples: int, suggestion: Suggestion
-    ) -> Stall:
-        name = {"gc": "<garbage collection>", "idle": "<event loop>"}.get(kind, "<not sampled>")
-        return Stall(
-            kind=kind,
-            loop=self._loop_name,
-            duration=duration,
-            site=StackEntry(name, 0, "", ""),
-            call="",
-            stack=(),
-            suggestion=suggestion,
-            samples=samples,
-        )
-
-    def _stall_from(self, samples: list[tuple[Sample, float]], duration: float) -> Stall:
-        # the call site the samples show for the longest time (the latest one
-        # on a tie): a sample stands for the time since the one before, so
-        # the one taken when C code gave the GIL back counts for all of it
-        # (None: the loop thread was in the loop's own code, see _IDLE)
-        counts: dict[tuple[types.CodeType, int] | None, float] = collections.defaultdict(float)
-        latest: dict[tuple[types.CodeType, int] | None, int] = {}
-        # the sample a site's suggestion comes from: its latest one that was
-        # taken in a call (a sample between two calls on the line -- as the
-        # stall ends, say -- cannot tell what the line calls)
-        chosen: dict[tuple[types.CodeType, int] | None, tuple[Sample, int]] = {}
-        for n, (sample, weight) in enumerate(samples):
-            index = _site_index(sample)
-            frame = sample.frames[index]
-            idle = sample.frames[0].module.startswith(_IDLE)
-            key = None if idle else (frame.code, frame.lineno)
-            counts[key] += weight
-            latest[key] = n
-            if index > 0 or sample.callee is not None or key not in chosen:
-                chosen[key] = (sample, index)
-            elif chosen[key][1] == 0 and chosen[key][0].callee is None:
-                chosen[key] = (sample, index)  # none in a call yet: the latest
-        best = max(counts.values())
-        key = max((k for k in counts if counts[k] == best), key=latest.__getitem__)
-        sample, index = chosen[key]
-        if key is None:
-            return self._stall_without_site("idle", duration, len(samples), idle_suggestion())
-        site = sample.frames[index]
-        call = call_text(site.code, site.lasti)
-        callee = sample.callee if index == 0 else None
-        suggestion = suggest(
-            call=call,
-            library_modules=tuple(f.module for f in sample.frames[:index]),
-            function=callee.function if callee else "",
-            receiver=callee.receiver if callee else (),
-            fd_kind=callee.fd_kind if callee else "",
-            loop=self._loop_name,
-        )
-        # the stack up to the loop's own machinery (or the outermost user frame)
-        loop_frames = [i for i, f in enumerate(sample.frames) if f.module.startswith(_LOOPS)]
-        users = [i for i, f in enumerate(sample.frames) if f.user]
-        if loop_frames and loop_frames[0] > 0:
-            outer = loop_frames[0] - 1
-        else:
-            outer = users[-1] if users else len(sample.frames) - 1
-        stack = tuple(_entry(f.code.co_filename, f.lineno, f.code.co_name) for f in sample.frames)
-        return Stall(
-            kind="call",
-            loop=self._loop_name,
-            duration=duration,
-            site=stack[index],
-            call=call,
-            stack=stack[outer::-1],
-            suggestion=suggestion,
-            samples=len(samples),
-        )
-
 
 _GC_CALLBACK = Monitor._gc_callback.__code__  # pyright: ignore[reportPrivateUsage]
 
@@ -558,22 +486,6 @@ def _program_frame(frame: types.FrameType | None) -> types.FrameType | None:
     if frame is not None and frame.f_code is _GC_CALLBACK and frame.f_back is not None:
         return frame.f_back
     return frame
-
-
-#: modules of the loops' own machinery, cut from reported stacks
-_LOOPS = ("asyncio.", "uvloop", "trio._core", "anyio._backends", "adapt._monitor")
-#: a sample whose innermost frame is here caught the loop in its own code
-#: (its poll, or C callbacks on uvloop): the program did not stall it
-_IDLE = (*_LOOPS, "selectors")
-
-
-def _site_index(sample: Sample) -> int:
-    """The program's own innermost frame (or the innermost frame)."""
-    return next((i for i, f in enumerate(sample.frames) if f.user), 0)
-
-
-def _entry(filename: str, lineno: int, function: str) -> StackEntry:
-    return StackEntry(filename, lineno, function, linecache.getline(filename, lineno).strip())
 
 
 def monitor(threshold: float = 0.05) -> Monitor:
