@@ -58,10 +58,9 @@ def stall_from(samples: list[tuple[Sample, float]], duration: float, loop: str) 
         key = None if idle else (frame.code, frame.lineno)
         counts[key] += weight
         latest[key] = n
-        if index > 0 or sample.callee is not None or key not in chosen:
+        held = chosen.get(key)
+        if held is None or _in_call(sample, index) or not _in_call(*held):
             chosen[key] = (sample, index)
-        elif chosen[key][1] == 0 and chosen[key][0].callee is None:
-            chosen[key] = (sample, index)  # none in a call yet: the latest
     best = max(counts.values())
     key = max((k for k in counts if counts[k] == best), key=latest.__getitem__)
     sample, index = chosen[key]
@@ -103,6 +102,12 @@ _LOOPS = ("asyncio.", "uvloop", "trio._core", "anyio._backends", "adapt._monitor
 #: a sample whose innermost frame is here caught the loop in its own code
 #: (its poll, or C callbacks on uvloop): the program did not stall it
 _IDLE = (*_LOOPS, "selectors")
+
+
+def _in_call(sample: Sample, index: int) -> bool:
+    """Whether the sample can tell what its site calls: the site frame is in
+    a call whose callee is known, or library frames are above it."""
+    return index > 0 or sample.callee is not None
 
 
 def _site_index(sample: Sample) -> int:

@@ -2,8 +2,7 @@
 
 The watchdog thread holds a frame of the loop thread only while it samples
 (:func:`snapshot`, :func:`complete`), and keeps code objects and offsets,
-never frames: a kept
-frame would keep every local of the stalled call alive.  The one thing that
+never frames: a kept frame would keep every local of the stalled call alive.  The one thing that
 needs the live frame is the type of the object a C call was made on
 (``sock.recv(...)``: is ``sock`` a socket, a file, a sqlite3 cursor?), so
 :func:`complete` resolves that once per call site, without running any of the
