@@ -24,20 +24,24 @@ from .servers import Postgres, free_port
 T = TypeVar("T")
 
 
-def _sleeping(pg: Postgres, pid: int) -> int:
-    """Whether server process ``pid`` is running pg_sleep right now, 1 or 0
-    (checked over an ordinary blocking connection).  Only that process: one
-    an earlier test closed mid-statement may sleep on for a while."""
+def _activity(pg: Postgres, pid: int, condition: str, *params: object) -> bool:
+    """Whether server process ``pid`` matches ``condition`` in
+    ``pg_stat_activity`` right now (checked over an ordinary blocking
+    connection).  Only that process: one an earlier test closed
+    mid-statement may sleep on for a while."""
     with psycopg2.connect(pg.dsn) as check, check.cursor() as cur:
         cur.execute(
-            "SELECT count(*) FROM pg_stat_activity"
-            " WHERE pid = %s AND query LIKE 'SELECT pg_sleep%%' AND state = 'active'",
-            (pid,),
+            f"SELECT count(*) FROM pg_stat_activity WHERE pid = %s AND {condition}", (pid, *params)
         )
         row = cur.fetchone()
     check.close()
     assert row is not None
-    return int(row[0])
+    return bool(row[0])
+
+
+def _sleeping(pg: Postgres, pid: int) -> int:
+    """Whether server process ``pid`` is running pg_sleep right now, 1 or 0."""
+    return int(_activity(pg, pid, "query LIKE 'SELECT pg_sleep%%' AND state = 'active'"))
 
 
 async def _until_sleeping(pg: Postgres, pid: int, n: int) -> None:
@@ -342,7 +346,6 @@ async def test_execute_and_fetchall_keep_their_own_results(
         db.close()
 
 
-#: a query the server keeps working on for 0.5 s after the cancel request
 #: a statement that answers a cancel request 0.5 s late: its handler sleeps.
 #: Twice over: the server's postmaster signals a backend twice per cancel
 #: request (the process, then its process group), and on a loaded machine
@@ -361,21 +364,11 @@ def _sleeping_now(pg: Postgres, pid: int, sql: str) -> bool:
     """Whether the server process ``pid`` (this test's connection) is inside
     ``sql``'s ``pg_sleep`` now (an ordinary blocking check).
 
-    That process, not any running ``sql``: a connection an earlier test
-    closed mid-statement leaves its process sleeping on for a while.  Inside
-    ``pg_sleep``, not merely running: a DO block shows as active before its
-    exception handler is in place, and a cancel request that lands then
-    ends the statement at once.
+    Inside ``pg_sleep``, not merely running: a DO block shows as active
+    before its exception handler is in place, and a cancel request that
+    lands then ends the statement at once.
     """
-    with psycopg2.connect(pg.dsn) as check, check.cursor() as cur:
-        cur.execute(
-            "SELECT count(*) FROM pg_stat_activity"
-            " WHERE pid = %s AND query = %s AND wait_event = 'PgSleep'",
-            (pid, sql),
-        )
-        row = cur.fetchone()
-    check.close()
-    return row is not None and row[0] > 0
+    return _activity(pg, pid, "query = %s AND wait_event = 'PgSleep'", sql)
 
 
 async def _cancel_in_scope(db: Database, sql: str, backend: str, pg: Postgres) -> float:
