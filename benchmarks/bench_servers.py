@@ -15,6 +15,15 @@ round on asyncio, each recipe and its peer:
 * paramiko stdout MB/s (``head -c``): the recipe, blocking paramiko reads in
   a worker thread (``asyncio.to_thread``).
 
+The psycopg2 and redis suites also run a **callback adapter**: the leanest
+adapter asyncio allows, written for this one loop -- a reader callback
+registered for the connection's whole life, and the library's call made in
+that callback (aiopg's scheme, without its layers).  It is no recipe: it
+gives up what adapt guarantees (a cancelled wait consumes nothing; nothing
+stays registered between waits, so a close or a reused fd number cannot
+leave a stale registration).  Its ratio to the peer is the most any asyncio
+adapter reaches against that peer on this machine and server.
+
 Medians of interleaved rounds; ratios against the peers.
 
     python benchmarks/bench_servers.py            # full run (~2 minutes)
@@ -44,6 +53,7 @@ import aiomqtt
 import aiopg
 import paramiko
 import psycopg
+import redis
 import redis.asyncio
 import zmq
 import zmq.asyncio
@@ -52,6 +62,7 @@ from adapt.recipes import paho_mqtt, psycopg2
 from adapt.recipes import paramiko as paramiko_recipe
 from adapt.recipes import redis as redis_recipe
 from adapt.recipes import zmq as zmq_recipe
+from psycopg2.extensions import POLL_OK
 
 from tests.recipes.servers import (
     Postgres,
@@ -93,6 +104,19 @@ def timed(coro: Callable[[], Coroutine[Any, Any, int]]) -> float:
         return n / (time.perf_counter() - start)
 
     return asyncio.run(main())
+
+
+#: the case name of the leanest asyncio adapter (see the module docstring)
+CALLBACK_ADAPTER = "callback adapter (no recipe: the ceiling)"
+
+
+def print_ceiling(medians: dict[str, float], targets: list[Any]) -> None:
+    """Each target's peer against the callback adapter, if that ran."""
+    if CALLBACK_ADAPTER not in medians:
+        return
+    for _case, peer, minimum in targets:
+        ratio = medians[CALLBACK_ADAPTER] / medians[peer]
+        print(f"  ceiling: {CALLBACK_ADAPTER} / {peer} = {ratio:.2f}x (the target: {minimum}x)")
 
 
 # -- psycopg2 ---------------------------------------------------------------------
@@ -171,11 +195,37 @@ def pg_cases(pg: Postgres, n: int) -> dict[str, Callable[[], float]]:
 
         return connect
 
+    async def callback_adapter() -> Any:
+        db = await psycopg2.connect(pg.dsn)
+        conn, loop = db.conn, asyncio.get_running_loop()
+        parked: list[asyncio.Future[None]] = []
+
+        def on_readable() -> None:
+            if parked and conn.poll() == POLL_OK:
+                parked.pop().set_result(None)
+
+        loop.add_reader(conn.fileno(), on_readable)
+
+        async def query() -> None:
+            cursor = conn.cursor()
+            cursor.execute("SELECT 1")
+            if conn.poll() != POLL_OK:  # POLL_READ: a SELECT 1 is sent at once
+                parked.append(loop.create_future())
+                await parked[-1]
+            cursor.fetchall()
+
+        async def close() -> None:
+            loop.remove_reader(conn.fileno())
+            db.close()
+
+        return query, close
+
     cases = {
         "psycopg2 recipe": recipe,
         "aiopg": peer_aiopg,
         "psycopg 3 AsyncConnection": peer_psycopg3(None),
         "psycopg 3, server-side prepared (its default)": peer_psycopg3(5),
+        CALLBACK_ADAPTER: callback_adapter,
     }
     return {name: functools.partial(timed_loop, name, case) for name, case in cases.items()}
 
@@ -294,7 +344,32 @@ def redis_cases(port: int, n: int) -> dict[str, Callable[[], float]]:
         await r.aclose()
         return n
 
-    return {"redis recipe": lambda: timed(recipe), "redis.asyncio": lambda: timed(peer)}
+    async def callback_adapter() -> int:
+        r = redis.Redis(port=port)
+        r.set("bench", "x" * 64)
+        conn = r.connection_pool.get_connection()
+        loop = asyncio.get_running_loop()
+        parked: list[asyncio.Future[Any]] = []
+
+        def on_readable() -> None:
+            if parked and conn.can_read(timeout=0):
+                parked.pop().set_result(r.parse_response(conn, "GET"))
+
+        loop.add_reader(conn._sock.fileno(), on_readable)
+        for _ in range(n):
+            conn.send_packed_command(conn.pack_commands([("GET", "bench")]))
+            parked.append(loop.create_future())
+            await parked[-1]
+        loop.remove_reader(conn._sock.fileno())
+        r.connection_pool.release(conn)
+        r.close()
+        return n
+
+    return {
+        "redis recipe": lambda: timed(recipe),
+        "redis.asyncio": lambda: timed(peer),
+        CALLBACK_ADAPTER: lambda: timed(callback_adapter),
+    }
 
 
 # -- paramiko -------------------------------------------------------------------------
@@ -422,6 +497,7 @@ def main() -> None:
             medians = interleave(cases, rounds, shuffle=True)
             save_as = f"servers_{title.split(':')[0]}{suffix}"
             report(title, unit, medians, targets, save_as=save_as)
+            print_ceiling(medians, targets)
             note_load(save_as, load_before)
             if title.startswith("psycopg2"):
                 # the client's own cost, less sensitive to where the scheduler
@@ -434,6 +510,7 @@ def main() -> None:
                     targets,
                     save_as,
                 )
+                print_ceiling(pg_cpu_medians(), targets)
                 note_load(save_as, load_before)
 
 
