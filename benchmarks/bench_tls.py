@@ -10,7 +10,12 @@ A blocking peer process does the other side with the ssl module:
 Cases: the recipe (``connect_tls`` / ``accept_tls`` + ``BufferedStream.read``)
 on asyncio, uvloop and trio; ``asyncio.open_connection(ssl=...)`` and
 ``asyncio.start_server(ssl=...)`` + ``StreamReader.read`` on asyncio and
-uvloop.  Interleaved in one process, median of the rounds.
+uvloop.  Interleaved in one process, median of the rounds.  Two figures per
+case: MiB/s, and MiB per CPU second of this process (what receiving costs,
+whichever side limits the throughput).  glibc's policy for large blocks is
+pinned "warm" (see ``_harness.pin_malloc``): asyncio's SSL transport reads
+into large buffers, and its cases otherwise swing between two speeds from
+round to round.
 
     python benchmarks/bench_tls.py              # full run
     python benchmarks/bench_tls.py --quick      # smoke run
@@ -23,6 +28,7 @@ import asyncio
 import os
 import socket
 import ssl
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -33,7 +39,7 @@ from typing import Any
 
 import trio
 import uvloop
-from _harness import interleave, note_load, report
+from _harness import interleave, note_load, pin_malloc, report
 from adapt.recipes.tls import accept_tls, connect_tls
 
 from adapt import Async
@@ -212,6 +218,18 @@ def main() -> None:
             peer.stdin.write(text + "\n")
             peer.stdin.flush()
 
+        def cpu_counted(name: str, run: Callable[[], float]) -> Callable[[], float]:
+            """``run``, recording this process's MiB per CPU second (the
+            handshake included) in ``cpu_rates``."""
+
+            def one() -> float:
+                cpu = time.process_time()
+                rate = run()
+                cpu_rates.setdefault(name, []).append(mib / (time.process_time() - cpu))
+                return rate
+
+            return one
+
         def client_case(side: Side, loop: str) -> Callable[[], float]:
             def one() -> float:
                 command("serve")
@@ -228,6 +246,7 @@ def main() -> None:
             return one
 
         load = os.getloadavg()[0]
+        pin_malloc("warm")
         cases: dict[str, Callable[[], float]] = {}
         for loop in ("asyncio", "uvloop", "trio"):
             cases[f"recipe client {loop}"] = client_case(recipe_client, loop)
@@ -235,6 +254,8 @@ def main() -> None:
         for loop in ("asyncio", "uvloop"):
             cases[f"asyncio streams client {loop}"] = client_case(asyncio_client, loop)
             cases[f"asyncio streams server {loop}"] = server_case(asyncio_server, loop)
+        cpu_rates: dict[str, list[float]] = {}
+        cases = {name: cpu_counted(name, run) for name, run in cases.items()}
         try:
             medians = interleave(cases, rounds, shuffle=True)
         finally:
@@ -248,6 +269,19 @@ def main() -> None:
     ]
     save_as = "tls_quick" if args.quick else "tls"
     report(f"TLS receive, {mib} MiB x {rounds} rounds", "MiB/s", medians, targets, save_as=save_as)
+    note_load(save_as, load)
+    # the same targets over this process's CPU: what receiving costs, whichever
+    # side (this process or the peer) limits the throughput; the warm-up round
+    # is left out, as in interleave()
+    cpu = {name: statistics.median(rates[1:] or rates) for name, rates in cpu_rates.items()}
+    save_as = f"tls_cpu{'_quick' if args.quick else ''}"
+    report(
+        f"TLS receive, {mib} MiB x {rounds} rounds, CPU",
+        "MiB per CPU second",
+        cpu,
+        targets,
+        save_as,
+    )
     note_load(save_as, load)
 
 

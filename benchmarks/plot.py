@@ -67,7 +67,7 @@ GROUPS = {
     "threads": ["threads_calls", "threads_read", "threads_iterate", "threads_latency"],
     "bridges": ["bridges_channel", "bridges_oneshot", "bridges_portal"],
     "readline": ["readline"],
-    "recipes": ["inotify_live", "inotify_drain", "tls", "subprocess", "pty"],
+    "recipes": ["inotify_live", "inotify_drain", "tls", "tls_cpu", "subprocess", "pty"],
 }
 #: panels of the threads chart: (result file, case-name suffix, panel title)
 THREAD_PANELS = [
