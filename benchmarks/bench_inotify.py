@@ -32,7 +32,7 @@ from pathlib import Path
 import asyncinotify
 import trio
 import uvloop
-from _harness import interleave, note_load, report
+from _harness import interleave, note_load, pin_malloc, report
 from adapt.recipes.inotify import Watcher
 from inotify_simple import flags
 
@@ -149,6 +149,7 @@ def main() -> None:
     rounds = args.rounds or (1 if args.quick else 9)
 
     load = os.getloadavg()[0]
+    pin_malloc("warm")  # asyncio transports read into 256 KiB blocks: see _harness
     live_cases, drain_cases = {}, {}
     for name, consume, loops in CONSUMERS:
         for loop in loops:

@@ -28,7 +28,7 @@ from typing import Any
 
 import trio
 import uvloop
-from _harness import interleave, note_load, report
+from _harness import interleave, note_load, pin_malloc, report
 from adapt.recipes.multiprocessing import Conn
 
 from adapt import Async
@@ -96,6 +96,7 @@ def main() -> None:
     n_thread = n // 5  # to_thread is slow: fewer objects, the rate is comparable
     rounds = 2 if args.quick else 7
     load_before = os.getloadavg()[0]
+    pin_malloc("warm")  # asyncio transports read into 256 KiB blocks: see _harness
 
     def on_asyncio(fn: Receive, conn: Connection[Any, Any], k: int) -> None:
         asyncio.run(fn(conn, k))  # type: ignore[arg-type]

@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable
 import pexpect
 import trio
 import uvloop
-from _harness import interleave, note_load, report
+from _harness import interleave, note_load, pin_malloc, report
 from adapt.recipes.pty import Pty
 
 ENV = {**os.environ, "TERM": "dumb"}
@@ -113,6 +113,7 @@ def main() -> None:
     for loop in ("asyncio", "uvloop"):
         cases[f"pexpect async_=True {loop}"] = case(pexpect_async, loop)
     load = os.getloadavg()[0]
+    pin_malloc("warm")  # asyncio transports read into 256 KiB blocks: see _harness
     medians = interleave(cases, rounds, shuffle=True)
     title = f"pty round trips with bc, {trips} x {rounds} rounds, cpus={args.cpus}"
     targets = [

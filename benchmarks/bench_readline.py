@@ -27,6 +27,7 @@ from _harness import (
     on_asyncio,
     on_trio,
     on_uvloop,
+    pin_malloc,
     report,
 )
 
@@ -89,6 +90,7 @@ def main() -> None:
     rounds = args.rounds or (1 if args.quick else 9)
 
     load = os.getloadavg()[0]
+    pin_malloc("warm")  # asyncio transports read into 256 KiB blocks: see _harness
     medians = interleave_on_peer(
         CASES,
         cpus=args.cpus,

@@ -57,7 +57,7 @@ import redis
 import redis.asyncio
 import zmq
 import zmq.asyncio
-from _harness import interleave, note_load, report
+from _harness import interleave, note_load, pin_malloc, report
 from adapt.recipes import paho_mqtt, psycopg2
 from adapt.recipes import paramiko as paramiko_recipe
 from adapt.recipes import redis as redis_recipe
@@ -490,6 +490,7 @@ def main() -> None:
                 [("paramiko recipe", "blocking paramiko in a thread", 0.9)],
             ),
         ]
+        pin_malloc("warm")  # asyncio transports read into 256 KiB blocks: see _harness
         for title, unit, cases, targets in suites:
             if args.only and not any(word in title for word in args.only):
                 continue

@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Callable
 
 import trio
 import uvloop
-from _harness import interleave, note_load, report
+from _harness import interleave, note_load, pin_malloc, report
 from adapt.recipes.subprocess import DEVNULL, PIPE, PIPE_SIZE, spawn
 
 CHILD = """
@@ -97,6 +97,7 @@ def main() -> None:
         functools.partial(asyncio_lines, pipe_size=PIPE_SIZE), "asyncio"
     )
     load = os.getloadavg()[0]
+    pin_malloc("warm")  # asyncio transports read into 256 KiB blocks: see _harness
     medians = interleave(cases, rounds, shuffle=True)
     targets = [
         ("recipe asyncio", "asyncio subprocess asyncio", 1.5),
