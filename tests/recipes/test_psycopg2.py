@@ -474,3 +474,26 @@ async def test_cancel_cleanup_past_its_deadline_closes_the_connection(
         db.close()
     assert took < 0.45  # cut short at cancel_timeout, before the drain could end
     assert closed_by_cleanup  # out of step with the server: not reused
+
+
+async def test_composed_copy_through_execute_is_refused_and_keeps_the_connection(
+    backend: str, postgres: Postgres
+) -> None:
+    # psycopg2.sql is how a COPY names its table safely; such a statement
+    # (or one with a leading comment) must meet the same refusal as a str,
+    # not leave the connection "in progress" for good
+    from psycopg2 import sql
+
+    db = await connect(postgres.dsn)
+    try:
+        copies = (
+            sql.SQL("COPY {} TO STDOUT").format(sql.Identifier("pg_class")),
+            "-- all of it\nCOPY (SELECT 1) TO STDOUT",
+        )
+        for statement in copies:
+            with pytest.raises(psycopg2.ProgrammingError):
+                await db.execute(statement)  # type: ignore[arg-type]
+            with anyio.fail_after(5):
+                assert await db.fetchall("SELECT 1") == [(1,)]
+    finally:
+        db.close()
