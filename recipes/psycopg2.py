@@ -26,12 +26,15 @@ Caveats: that ``COPY`` runs in a session of its own (it does not see the
 async connection's uncommitted changes or ``TEMP`` tables, and commits at
 once), and once started it runs to its end even if its task is cancelled.
 ``with conn:`` transactions and ``executemany`` are refused on asynchronous
-connections.  The cancellation propagates once the clean-up has ended, at
-most ``cancel_timeout`` seconds (default 5) later: the clean-up runs under
-:class:`adapt.on_cancel`, so the loop keeps running meanwhile (``PQcancel``,
-a blocking call, goes to a worker thread, and the drain waits like a query);
-a server that does not answer in time gets its connection closed.  Autocommit is always on
-(psycopg2's rule for async connections): run ``BEGIN`` / ``COMMIT`` yourself.
+connections.  A ``COPY`` that is not the first statement of a
+multi-statement string is refused too, but only after libpq has entered it:
+the connection is closed.  The cancellation propagates once the clean-up
+has ended, at most ``cancel_timeout`` seconds (default 5) later: the
+clean-up runs under :class:`adapt.on_cancel`, so the loop keeps running
+meanwhile (``PQcancel``, a blocking call, goes to a worker thread, and the
+drain waits like a query); a server that does not answer in time gets its
+connection closed.  Autocommit is always on (psycopg2's rule for async
+connections): run ``BEGIN`` / ``COMMIT`` yourself.
 
 Example::
 
@@ -111,6 +114,19 @@ async def connect(dsn: str = "", *, cancel_timeout: float = 5.0, **kwargs: Any) 
         raise
 
 
+def _is_copy(conn: ext.connection, sql: Any) -> bool:
+    """Whether the statement starts with ``COPY`` (comments skipped)."""
+    text = sql if isinstance(sql, str) else sql.as_string(conn)  # psycopg2.sql
+    while True:
+        text = text.lstrip()
+        if text.startswith("--"):
+            text = text.partition("\n")[2]
+        elif text.startswith("/*"):
+            text = text.partition("*/")[2]
+        else:
+            return text[:4].upper() == "COPY" and not text[4:5].isidentifier()
+
+
 def _drain(conn: ext.connection) -> None:
     """``_step`` until the query has ended, by its result or by an error
     (``QueryCanceled``, or its own): either way the connection is idle."""
@@ -180,14 +196,21 @@ class Database:
         cur.execute(sql, params)                 # sync
         cur = await db.execute(sql, params)      # async
         """
-        if type(sql) is str and sql.lstrip()[:4].upper() == "COPY":
+        if _is_copy(self.conn, sql):
             # psycopg2 would send it, then could neither feed nor drain it
             raise psycopg2.ProgrammingError("COPY on an async connection: use db.copy_expert()")
         cursor = self.conn.cursor()
         cursor.execute(sql, params)
         # cancelled mid-query: stop it on the server too (see _cancel)
         async with on_cancel(self._cancel, timeout=self.cancel_timeout):
-            await self._wrapper.read_with(_step)
+            try:
+                await self._wrapper.read_with(_step)
+            except psycopg2.ProgrammingError:
+                # a COPY further on in a multi-statement string: libpq stays
+                # in it, and psycopg2 offers no way out on this connection
+                if self.conn.info.transaction_status == ext.TRANSACTION_STATUS_ACTIVE:
+                    self.close()
+                raise
         return cursor
 
     async def fetchall(self, sql: str, params: Any = None) -> list[tuple[Any, ...]]:

@@ -497,3 +497,20 @@ async def test_composed_copy_through_execute_is_refused_and_keeps_the_connection
                 assert await db.fetchall("SELECT 1") == [(1,)]
     finally:
         db.close()
+
+
+async def test_a_copy_later_in_a_multi_statement_string_closes_the_connection(
+    backend: str, postgres: Postgres
+) -> None:
+    # libpq enters the COPY and psycopg2 cannot leave it on an async
+    # connection: the recipe closes the connection rather than leave every
+    # later query failing with "another command is already in progress"
+    db = await connect(postgres.dsn)
+    try:
+        with pytest.raises(psycopg2.ProgrammingError, match="COPY"):
+            await db.execute("SELECT 1; COPY (SELECT 1) TO STDOUT")
+        assert db.conn.closed
+        with pytest.raises(psycopg2.InterfaceError):
+            await db.fetchall("SELECT 1")
+    finally:
+        db.close()
