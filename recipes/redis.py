@@ -11,7 +11,9 @@ block, and its parser reads ahead into a buffer.  The recipe's op asks
 raises :class:`adapt.WouldBlock` when nothing is there; otherwise it runs
 redis-py's own ``parse_response``, so replies get the client's response
 callbacks (``decode_responses``, ``HGETALL`` as a dict...).  Pub/sub
-messages are drained from the parser's buffer before each wait.  A late
+messages are drained from the parser's buffer before each wait, and a
+subscription follows redis-py when ``get_message()`` reconnects it on a new
+socket.  A late
 reply would answer the next command, so a command whose task is cancelled
 puts the connection back in step under :class:`adapt.on_cancel` before the
 cancellation goes on: it reads the replies still due (for at most
@@ -80,6 +82,13 @@ _BLOCKING = frozenset(
         "WAITAOF",
     ]
 )
+
+
+def _name(command: tuple[Any, ...]) -> str:
+    """A command's name as redis-py's response callbacks know it (it takes
+    ``b"GET"`` as well as ``"GET"``)."""
+    name = command[0]
+    return name.decode() if isinstance(name, bytes) else str(name)
 
 
 class Client:
@@ -152,7 +161,7 @@ class Client:
                 if commands:
                     await wrapper.readable()
                 for command in commands:
-                    reply = functools.partial(self._reply, conn, str(command[0]), options)
+                    reply = functools.partial(self._reply, conn, _name(command), options)
                     try:
                         replies.append(await wrapper.read_with(reply))
                     except redis.ResponseError as exc:
@@ -171,7 +180,7 @@ class Client:
         """Read the replies ``due``; raise (so the connection is dropped)
         when one of them is a blocking command's."""
         for command in due:
-            name = str(command[0]).upper()
+            name = _name(command).upper()
             if name in _BLOCKING:
                 # its reply may never come, or carry an item nobody will
                 # get: dropping the connection makes the server give up
@@ -201,6 +210,18 @@ class Client:
         self.close()
 
 
+class _PubSubSocket:
+    """The pub/sub connection's socket as it is now."""
+
+    def __init__(self, pubsub: Any) -> None:
+        self.pubsub = pubsub
+
+    def fileno(self) -> int:
+        conn = self.pubsub.connection
+        sock = None if conn is None else conn._sock
+        return -1 if sock is None else int(sock.fileno())
+
+
 class Subscription:
     """Pub/sub messages as an async iterator of redis-py's message dicts::
 
@@ -210,7 +231,9 @@ class Subscription:
 
     def __init__(self, pubsub: Any) -> None:
         self.pubsub: Any = pubsub  # a redis.client.PubSub, subscribed
-        self._wrapper: Async[Any] = Async(pubsub.connection._sock, nonblocking=False)
+        # get_message() reconnects on a new socket after a lost connection:
+        # adapt follows an object whose fileno() changes
+        self._wrapper: Async[_PubSubSocket] = Async(_PubSubSocket(pubsub), nonblocking=False)
 
     def _message(self, _sock: Any) -> dict[str, Any]:
         while True:

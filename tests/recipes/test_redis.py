@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import anyio
 import pytest
 import redis
@@ -181,3 +183,57 @@ async def test_cancelled_pipeline_past_its_deadline_drops_the_connection(
             await r.pipeline(("EVAL", _BUSY, 0), ("ECHO", "late"))
         assert await r.execute("ECHO", "next") == b"next"  # not "late" nor 1
         assert await r.execute("CLIENT", "ID") != before  # a new connection
+
+
+async def test_pubsub_goes_on_after_redis_py_reconnects(backend: str, redis_port: int) -> None:
+    # The server drops the pub/sub connection (a restart, a failover, a slow
+    # consumer past client-output-buffer-limit); redis-py's get_message()
+    # reconnects on a new socket and subscribes again.  That socket need not
+    # get the old fd number: here a lower number is free by then.
+    spare = socket.socket()
+    async with Client(port=redis_port) as r:
+        sub = await r.subscribe("news")
+        try:
+            await r.execute("PUBLISH", "news", "before")
+            with anyio.fail_after(5):
+                assert (await sub.__anext__())["data"] == b"before"
+            spare.close()
+            await r.execute("CLIENT", "KILL", "TYPE", "pubsub")
+
+            async def publish() -> None:
+                while True:  # until the new subscription hears one
+                    await r.execute("PUBLISH", "news", "after")
+                    await anyio.sleep(0.05)
+
+            with anyio.fail_after(5):
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(publish)
+                    while True:
+                        try:
+                            message = await sub.__anext__()
+                        except redis.ConnectionError:
+                            continue  # the loss itself may be reported once
+                        assert message["data"] == b"after"
+                        tg.cancel_scope.cancel()
+                        break
+        finally:
+            sub.close()
+
+
+async def test_cancelled_blpop_named_in_bytes_loses_no_item(backend: str, redis_port: int) -> None:
+    # redis-py takes a command's name as bytes too: b"BLPOP" is as blocking
+    # as "BLPOP".  Drained instead of dropped, its late reply -- an item
+    # pushed meanwhile -- is read and thrown away.
+    async with Client(port=redis_port) as r, Client(port=redis_port) as other:
+        await r.execute("DEL", "bq")
+
+        async def push() -> None:
+            await anyio.sleep(0.4)  # after the cancellation, within the drain
+            await other.execute("RPUSH", "bq", "item")
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(push)
+            with anyio.move_on_after(0.2):
+                await r.execute(b"BLPOP", "bq", 5)
+        await anyio.sleep(0.05)
+        assert await other.execute("LPOP", "bq") == b"item"  # not lost
