@@ -193,6 +193,7 @@ class MQTT:
 
     async def connect(self, host: str, port: int = 1883, keepalive: int = 60) -> None:
         """Connect and wait for the broker's CONNACK."""
+        self._connected = self._error = None  # a new connection's, not the last one's
         await run_sync(self.client.connect, host, port, keepalive)
         self._sock = self.client.socket().fileno()
         self._set.register(self._sock, select.EPOLLIN | select.EPOLLOUT)
@@ -236,11 +237,20 @@ class MQTT:
         return await self._messages.__anext__()  # buffered: returns at once
 
     async def disconnect(self) -> None:
-        """Send DISCONNECT, close the socket and the recipe's fds."""
-        if self._sock >= 0:
-            self.client.disconnect()  # written at once, then paho closes the socket
-        self._send.close()  # the messages received so far can still be read
-        self._async.into_inner()
-        self._set.close()
-        os.close(self._tick)
-        os.close(self._wake)
+        """Send what is queued and DISCONNECT, close the socket and the
+        recipe's fds (a second call does nothing)."""
+        try:
+            if self._sock >= 0:
+                self.client.disconnect()  # queued behind any unsent publish
+                # paho closes the socket once the DISCONNECT is written
+                await self._until(lambda: True if self._sock < 0 else None)
+        finally:
+            if not self._set.closed:
+                sock = self.client.socket()
+                if sock is not None:  # cancelled, or the write failed
+                    sock.close()
+                self._send.close()  # the messages received so far can still be read
+                self._async.into_inner()
+                self._set.close()
+                os.close(self._tick)
+                os.close(self._wake)

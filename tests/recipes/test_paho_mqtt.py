@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import uuid
 from pathlib import Path
 
@@ -10,6 +12,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from adapt.recipes import paho_mqtt as recipe
 from adapt.recipes.paho_mqtt import MQTT
+from paho.mqtt.enums import CallbackAPIVersion
 
 from adapt import Async, ChannelFull, channel, run_sync
 
@@ -202,3 +205,78 @@ async def test_paced_channel_from_the_loop_thread_bounded_and_lossless(
         wrapper.into_inner()
         client.disconnect()
         await publisher.disconnect()
+
+
+async def test_disconnect_after_a_large_qos0_publish_sends_it_and_closes_the_socket(
+    backend: str, mosquitto: int
+) -> None:
+    # publish() returns once the message is queued; disconnect() must still
+    # send it (as paho's own loop does before it closes) and close the socket
+    # -- not leave the rest of the message, the DISCONNECT and the socket
+    # behind once the socket's buffer is full
+    topic = _topic()
+    sub, pub = MQTT(), MQTT()
+    payload = bytes(range(256)) * (128 << 10)  # 32 MiB: more than a socket buffer
+    try:
+        await sub.connect("127.0.0.1", mosquitto)
+        await sub.subscribe(topic)
+        await pub.connect("127.0.0.1", mosquitto)
+        await pub.publish(topic, payload)
+        await pub.disconnect()
+        assert pub.client.socket() is None  # "close the socket"
+        with anyio.fail_after(10):
+            async for message in sub.messages():
+                assert message.payload == payload
+                break
+    finally:
+        sock = pub.client.socket()
+        if sock is not None:
+            sock.close()  # the socket disconnect() left open (not a leak of this test)
+        await sub.disconnect()
+
+
+async def test_a_second_disconnect_closes_no_other_fd(backend: str, mosquitto: int) -> None:
+    # disconnect() in a finally after an explicit one: the recipe's timerfd
+    # and eventfd numbers are free after the first, and a file opened since
+    # may have taken one of them -- the second must not close that file
+    client = MQTT()
+    await client.connect("127.0.0.1", mosquitto)
+    await client.disconnect()
+    pipes = [os.pipe() for _ in range(3)]  # take the freed numbers
+    try:
+        await client.disconnect()
+        for r, w in pipes:
+            os.write(w, b"x")  # still open, still ours
+            assert os.read(r, 1) == b"x"
+    finally:
+        for pipe in pipes:
+            for fd in pipe:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+
+
+async def test_connect_again_after_a_lost_connection(backend: str, mosquitto: int) -> None:
+    # No automatic reconnect: after the ConnectionError the caller connects
+    # again.  That connect must wait for its own CONNACK, and later waits must
+    # not raise the old connection's error.  (The broker drops a client when
+    # another one connects with its client id.)
+    topic, client_id = _topic(), uuid.uuid4().hex
+    client = MQTT(mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id))
+    try:
+        await client.connect("127.0.0.1", mosquitto)
+        await client.subscribe(topic)
+        thief = MQTT(mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id))
+        await thief.connect("127.0.0.1", mosquitto)
+        await thief.disconnect()
+        with anyio.fail_after(5), pytest.raises(ConnectionError, match="closed"):
+            async for _message in client.messages():
+                pass
+        with anyio.fail_after(5):
+            await client.connect("127.0.0.1", mosquitto)
+            await client.subscribe(topic)
+            await client.publish(topic, b"again", qos=1)
+            async for message in client.messages():
+                assert message.payload == b"again"
+                break
+    finally:
+        await client.disconnect()
