@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 
 import anyio
 import paramiko
 import pytest
 from adapt.recipes import paramiko as recipe
-from adapt.recipes.paramiko import connect, exec_command
+from adapt.recipes.paramiko import Process, connect, exec_command
 
 from adapt import Async, WouldBlock, run_sync
 
@@ -185,3 +186,38 @@ async def test_bad_key_is_an_error(backend: str, sshd: Sshd) -> None:
             key_filename=str(sshd.client_key.parent / "host_key"),
             policy=paramiko.AutoAddPolicy(),
         )
+
+
+async def test_write_all_of_a_large_buffer_is_not_quadratic(backend: str, sshd: Sshd) -> None:
+    # paramiko sends at most one packet (32 KiB) per chan.send(): write_all()
+    # must not copy the whole rest of the buffer for each packet (32 MiB =
+    # 1024 packets, about 16 GiB copied on the loop thread).  The yardstick:
+    # the same bytes sent by hand in packet-sized pieces through write().
+    client = await _client(sshd)
+    size = 32 << 20
+    data = b"x" * size
+
+    async def through(send: Callable[[Process], Awaitable[None]]) -> float:
+        proc = await exec_command(client, "wc -c")
+        try:
+            start = time.process_time()
+            with anyio.fail_after(120):
+                await send(proc)
+            spent = time.process_time() - start
+            proc.close_stdin()
+            assert await proc.read_all() == b"%d\n" % size
+            return spent
+        finally:
+            proc.close()
+
+    async def by_hand(proc: Process) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[await proc.write(bytes(view[:32768])) :]
+
+    try:
+        reference = await through(by_hand)
+        whole = await through(lambda proc: proc.write_all(data))
+        assert whole < 4 * reference + 0.2, (whole, reference)
+    finally:
+        client.close()
