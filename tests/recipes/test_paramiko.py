@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Awaitable, Callable
 
@@ -219,5 +220,26 @@ async def test_write_all_of_a_large_buffer_is_not_quadratic(backend: str, sshd: 
         reference = await through(by_hand)
         whole = await through(lambda proc: proc.write_all(data))
         assert whole < 4 * reference + 0.2, (whole, reference)
+    finally:
+        client.close()
+
+
+async def test_a_write_waiting_for_a_shut_window_can_be_cancelled(backend: str, sshd: Sshd) -> None:
+    # The command never reads stdin: the window (2 MiB) stays shut.  A
+    # timeout around the write must end it (the documented cost: the data
+    # of the write in the worker thread may still go out later), not wait
+    # for a window that may never open.
+    client = await _client(sshd)
+    try:
+        proc = await exec_command(client, "sleep 6")
+        try:
+            start = time.monotonic()
+            # (OSError: the channel closed when the command ended)
+            with contextlib.suppress(OSError), anyio.move_on_after(0.5):
+                await proc.write_all(b"x" * (4 << 20))
+            took = time.monotonic() - start
+            assert took < 3, f"the cancelled write took {took:.1f} s: until the command ended"
+        finally:
+            proc.close()
     finally:
         client.close()
