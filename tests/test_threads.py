@@ -114,6 +114,32 @@ async def test_cancel_waits_for_the_call_and_delivers_its_result(backend: str) -
     assert time.monotonic() - start >= 0.2
 
 
+@pytest.mark.backends("trio")
+async def test_no_call_starts_in_a_scope_cancelled_already(backend: str) -> None:
+    # trio.to_thread.run_sync raises at once there; so must run_sync, even
+    # when an idle worker could take the call before the abort is asked
+    await run_sync(time.sleep, 0)  # an idle worker is waiting
+    ran: list[str] = []
+
+    class Recorder:
+        def record(self, what: str) -> None:
+            ran.append(what)
+
+    pinned = adapt.asyncify(Recorder(), pin=True)
+    await pinned.record("started")  # its thread is up and idle
+    with anyio.CancelScope() as scope:
+        scope.cancel()
+        for call in (
+            lambda: run_sync(ran.append, "run_sync"),
+            lambda: adapt.asyncify(ran.append)("asyncify"),
+            lambda: pinned.record("pinned"),
+        ):
+            with pytest.raises(anyio.get_cancelled_exc_class()):
+                await call()
+    await pinned.aclose()
+    assert ran == ["started"]
+
+
 async def test_cancel_delivers_the_exception_too(backend: str) -> None:
     def slow_fail() -> None:
         time.sleep(0.1)

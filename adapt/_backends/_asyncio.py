@@ -317,6 +317,9 @@ class AsyncioBackend:
     async def checkpoint(self) -> None:
         await asyncio.sleep(0)
 
+    def cancel_pending(self) -> bool:
+        return False
+
     def spawn(self, fn: Callable[[], Coroutine[Any, Any, object]]) -> Callable[[], None]:
         loop = asyncio.get_running_loop()
         task = loop.create_task(fn())

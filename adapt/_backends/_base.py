@@ -134,6 +134,16 @@ class Backend(Protocol):
         """Yield to the loop once (and let a pending cancellation in)."""
         ...
 
+    def cancel_pending(self) -> bool:
+        """The current task's cancel scope is cancelled already (cheap).
+
+        Work handed to a thread is not started then: :meth:`checkpoint`
+        raises the cancellation instead, as ``trio.to_thread.run_sync``
+        does.  Always False on asyncio, where a cancellation is a one-time
+        request raised at the next await.
+        """
+        ...
+
     def spawn(self, fn: Callable[[], Coroutine[Any, Any, object]]) -> Callable[[], None]:
         """Run ``await fn()`` as a new background task of the running loop.
 

@@ -36,6 +36,7 @@ wakes the leader with ``trio.ClosedResourceError`` (mapped to adapt's).
 from __future__ import annotations
 
 import importlib
+import math
 import types
 from collections.abc import Awaitable, Callable, Coroutine, Generator
 from functools import partial
@@ -350,6 +351,9 @@ class TrioBackend:
 
     async def checkpoint(self) -> None:
         await trio.lowlevel.checkpoint()
+
+    def cancel_pending(self) -> bool:
+        return trio.current_effective_deadline() == -math.inf
 
     def spawn(self, fn: Callable[[], Coroutine[Any, Any, object]]) -> Callable[[], None]:
         scope = trio.CancelScope()

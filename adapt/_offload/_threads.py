@@ -261,7 +261,10 @@ async def offload(
     if local.worker:
         await current_backend().checkpoint()
         return run_inline(fn, args, kwargs)
-    job = _submit(current_loop(), fn, args, kwargs, limiter, abandon_on_cancel)
+    sink = current_loop()
+    if sink.backend.cancel_pending():
+        await sink.backend.checkpoint()  # raises: no call starts in a cancelled scope
+    job = _submit(sink, fn, args, kwargs, limiter, abandon_on_cancel)
     result: R = await job.waiter.wait(job.abort)
     return result
 
@@ -290,7 +293,8 @@ async def run_sync(
     ``TimeoutError``) and the result is discarded.  With
     ``abandon_on_cancel=True`` the task returns at once and the outcome is
     discarded when the call ends.  A call still waiting for a token is
-    always cancelled at once.
+    always cancelled at once, and on trio a call made in a scope that is
+    cancelled already does not start (as with ``trio.to_thread.run_sync``).
 
     Context variables are copied into the call.  ``StopIteration`` from
     ``fn`` becomes ``RuntimeError``.  Called from inside a worker thread (a
@@ -303,7 +307,10 @@ async def run_sync(
     if local.worker:
         await current_backend().checkpoint()
         return run_inline(fn, args, {})
-    job = _submit(current_loop(), fn, args, {}, limiter, abandon_on_cancel)
+    sink = current_loop()
+    if sink.backend.cancel_pending():
+        await sink.backend.checkpoint()  # raises: no call starts in a cancelled scope
+    job = _submit(sink, fn, args, {}, limiter, abandon_on_cancel)
     result: R = await job.waiter.wait(job.abort)
     return result
 
@@ -406,6 +413,8 @@ async def offload_pinned(
     if local.pinned is pinned:
         await backend.checkpoint()
         return run_inline(fn, args, kwargs)
+    if backend.cancel_pending():
+        await backend.checkpoint()  # raises: no call starts in a cancelled scope
     waiter = backend.waiter()
     job = Job(fn, args, kwargs, current_sink(backend), waiter, abandon_on_cancel)
     pinned.submit(job)
