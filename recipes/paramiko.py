@@ -12,26 +12,27 @@ would-block signal is ``recv_ready()`` / ``recv_stderr_ready()`` /
 the stream asked for, and moves data of the *other* stream into the
 recipe's buffer, because while it sits in paramiko's buffer the pipe stays
 readable and a stdout read would spin on stderr-only output.  Writes send
-what the window allows in the task; a full window is waited for in a worker
-thread (``chan.send`` blocks until the server opens the window: the pipe
-never says so).  ``write_with`` on the channel is no alternative: adapt
-refuses a wait for a read-only pipe to become writable, and
-``write_with(op, wait="readable")`` would wake only when output arrives,
-not when the window opens.  The channel is wrapped with ``nonblocking=False``: it has
-``settimeout()`` but is no socket, and a timeout of 0 would make paramiko's
-blocking calls in other threads fail at once.
+what the window allows in the task; a shut window is waited for on
+paramiko's own condition in a worker thread, 0.1 s at a time (the pipe
+never says when it opens).  ``write_with`` on the channel is no
+alternative: adapt refuses a wait for a read-only pipe to become writable,
+and ``write_with(op, wait="readable")`` would wake only when output
+arrives, not when the window opens.  The channel is wrapped with
+``nonblocking=False``: it has ``settimeout()`` but is no socket, and a
+timeout of 0 would make paramiko's blocking calls in other threads fail at
+once.
 
 Mode: a ``Channel`` is no kind adapt knows (it has ``settimeout()`` but is
 no socket): the recipe wraps it with ``nonblocking=False``.
 
 Caveats: paramiko runs its own transport thread; connecting,
 authenticating and opening the channel (``exec_command``) wait for it, so
-they run in a worker thread (:func:`adapt.run_sync`).  A cancelled write
-that is waiting for the window in a worker thread still sends its data when
-the window opens.  Output of the stream nobody reads is kept in memory
-(paramiko's window would otherwise stall the command).  Waiting for the
-exit status after EOF polls paramiko's status event from a worker thread
-in 0.1 s steps (paramiko signals nothing on the pipe for it).
+they run in a worker thread (:func:`adapt.run_sync`).  A write waiting for
+the window is cancelled at once, having sent nothing.  Output of the stream
+nobody reads is kept in memory (paramiko's window would otherwise stall the
+command).  Waiting for the exit status after EOF polls paramiko's status
+event from a worker thread in 0.1 s steps (paramiko signals nothing on the
+pipe for it).
 
 Example::
 
@@ -105,6 +106,13 @@ async def exec_command(client: paramiko.SSHClient, command: str) -> Process:
     return Process(await run_sync(start))
 
 
+def _window_opens(chan: paramiko.Channel, timeout: float) -> None:
+    """Wait at most ``timeout`` seconds for ``chan``'s send window to open."""
+    with chan.out_buffer_cv:  # paramiko's own lock and notice for it
+        if not (chan.out_window_size or chan.closed or chan.eof_sent):
+            chan.out_buffer_cv.wait(timeout)
+
+
 class Process:
     """A remote command's channel (``chan``)::
 
@@ -159,16 +167,21 @@ class Process:
         return bytes(out)
 
     async def write(self, data: bytes) -> int:
-        """Send what the window allows (waiting in a thread while it is shut)."""
-        if self.chan.send_ready():
-            return self.chan.send(data)
-        return await run_sync(self.chan.send, data)
+        """Send what the window allows (waiting while it is shut)."""
+        chan = self.chan
+        while not chan.send_ready():
+            # paramiko signals an opened window on a condition only: wait for
+            # it in a worker thread, 0.1 s at a time; the wait changes
+            # nothing, so a cancellation abandons it at once
+            await run_sync(_window_opens, chan, 0.1, abandon_on_cancel=True)
+        return chan.send(data)
 
     async def write_all(self, data: bytes) -> None:
         """Send all of ``data``."""
         view = memoryview(data)
         while view:
-            view = view[await self.write(view.tobytes()) :]
+            # one packet goes per send (32 KiB): hand over no more than two
+            view = view[await self.write(view[:65536].tobytes()) :]
 
     def close_stdin(self) -> None:
         """Send EOF to the command (``chan.shutdown_write()``)."""
