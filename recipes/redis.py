@@ -13,7 +13,8 @@ redis-py's own ``parse_response``, so replies get the client's response
 callbacks (``decode_responses``, ``HGETALL`` as a dict...).  Pub/sub
 messages are drained from the parser's buffer before each wait, and a
 subscription follows redis-py when ``get_message()`` reconnects it on a new
-socket.  A late
+socket.  A message that has begun to arrive is read to its end, blocking
+(for at most 10 s), as replies are (see Caveats).  A late
 reply would answer the next command, so a command whose task is cancelled
 puts the connection back in step under :class:`adapt.on_cancel` before the
 cancellation goes on: it reads the replies still due (for at most
@@ -89,6 +90,10 @@ def _name(command: tuple[Any, ...]) -> str:
     ``b"GET"`` as well as ``"GET"``)."""
     name = command[0]
     return name.decode() if isinstance(name, bytes) else str(name)
+
+
+#: seconds a pub/sub message that has begun to arrive may take to arrive whole
+_REST_OF_MESSAGE = 10.0
 
 
 class Client:
@@ -236,14 +241,24 @@ class Subscription:
         self._wrapper: Async[_PubSubSocket] = Async(_PubSubSocket(pubsub), nonblocking=False)
 
     def _message(self, _sock: Any) -> dict[str, Any]:
+        pubsub = self.pubsub
         while True:
-            message: dict[str, Any] | None = self.pubsub.get_message(timeout=0.0)
+            conn: Any = pubsub.connection
+            try:
+                arrived = conn is not None and conn.can_read(timeout=0)
+            except redis.ConnectionError:
+                arrived = False  # lost: get_message() reconnects, subscribes again
+            # redis-py applies its timeout to the whole message: with 0 it
+            # would give up on one that is still arriving, reconnect and lose
+            # it -- so one that has begun is read to its end, blocking
+            message: dict[str, Any] | None = pubsub.get_message(
+                timeout=_REST_OF_MESSAGE if arrived else 0.0
+            )
             if message is not None:
                 return message
             # None: nothing there, or a subscribe confirmation it swallowed
             # -- parsed ahead, more may be buffered: read until it is empty
-            conn: Any = self.pubsub.connection
-            if conn is None or not conn.can_read(timeout=0):
+            if not arrived:
                 raise WouldBlock
 
     def __aiter__(self) -> Subscription:

@@ -237,3 +237,35 @@ async def test_cancelled_blpop_named_in_bytes_loses_no_item(backend: str, redis_
                 await r.execute(b"BLPOP", "bq", 5)
         await anyio.sleep(0.05)
         assert await other.execute("LPOP", "bq") == b"item"  # not lost
+
+
+async def test_a_pubsub_message_that_arrives_in_pieces_is_not_lost(
+    backend: str, redis_port: int
+) -> None:
+    # An 8 MiB message does not fit the socket buffers: the server sends the
+    # rest as the subscriber reads, and a busy server (a script) pauses it
+    # half-way.  The subscriber must read the message to its end, not time
+    # out half-way (get_message(timeout=0)), reconnect and lose it.
+    async with Client(port=redis_port) as r, Client(port=redis_port) as busy:
+        sub = await r.subscribe("big")
+        try:
+            value = bytes(range(256)) * (32 << 10)
+            got: list[bytes] = []
+
+            async def consume() -> None:
+                async for message in sub:
+                    got.append(message["data"])
+                    if len(got) == 4:
+                        return
+
+            with anyio.move_on_after(5):
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(consume)
+                    for _ in range(2):
+                        await r.execute("PUBLISH", "big", value)
+                        await busy.execute("EVAL", _BUSY, 0)
+                        await r.execute("PUBLISH", "big", "small")
+            assert [len(data) for data in got] == [len(value), 5] * 2
+            assert got[0] == got[2] == value
+        finally:
+            sub.close()
