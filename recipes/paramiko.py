@@ -27,7 +27,8 @@ no socket): the recipe wraps it with ``nonblocking=False``.
 
 Caveats: paramiko runs its own transport thread; connecting,
 authenticating and opening the channel (``exec_command``) wait for it, so
-they run in a worker thread (:func:`adapt.run_sync`).  A write waiting for
+they run in a worker thread (:func:`adapt.run_sync`); a cancelled
+``connect()`` returns at once and closes the client.  A write waiting for
 the window is cancelled at once, having sent nothing.  Output of the stream
 nobody reads is kept in memory (paramiko's window would otherwise stall the
 command).  Waiting for the exit status after EOF polls paramiko's status
@@ -81,7 +82,8 @@ async def connect(host: str, port: int = 22, user: str | None = None, **kwargs: 
     kwargs.setdefault("allow_agent", False)
     kwargs.setdefault("look_for_keys", False)
     try:
-        await run_sync(lambda: client.connect(host, port, user, **kwargs))
+        # cancelled: return at once; closing the client ends the thread's call
+        await run_sync(lambda: client.connect(host, port, user, **kwargs), abandon_on_cancel=True)
     except BaseException:
         client.close()
         raise

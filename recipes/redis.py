@@ -33,8 +33,10 @@ arrive is read to its end, and a command is sent, with blocking calls --
 fine for replies and commands that fit the socket buffers, a stall of the
 loop for ones of many megabytes.  Connecting (DNS, TCP, the ``HELLO``
 handshake) and the first ``SUBSCRIBE`` run in a worker thread
-(:func:`adapt.run_sync`).  One :class:`Client` is one connection: use one per
-concurrent task (commands on one connection run one at a time).
+(:func:`adapt.run_sync`); a cancelled connect returns at once, and a
+connection made after it goes back to the pool.  One :class:`Client` is one
+connection: use one per concurrent task (commands on one connection run one
+at a time).
 
 Example::
 
@@ -54,6 +56,7 @@ Example::
 from __future__ import annotations
 
 import functools
+import threading
 from types import TracebackType
 from typing import Any
 
@@ -96,6 +99,32 @@ def _name(command: tuple[Any, ...]) -> str:
 _REST_OF_MESSAGE = 10.0
 
 
+async def _get_connection(pool: Any) -> Any:
+    """``pool.get_connection()`` in a worker thread; a cancellation returns at
+    once, and a connection made after it goes back to the pool."""
+    lock = threading.Lock()
+    made: list[Any] = []
+    gave_up: list[bool] = []
+
+    def get() -> Any:
+        conn = pool.get_connection()
+        with lock:
+            if gave_up:
+                pool.release(conn)
+            else:
+                made.append(conn)
+        return conn
+
+    try:
+        return await run_sync(get, abandon_on_cancel=True)
+    except BaseException:
+        with lock:
+            gave_up.append(True)
+            for conn in made:
+                pool.release(conn)
+        raise
+
+
 class Client:
     """One redis connection, used from one task at a time::
 
@@ -112,7 +141,7 @@ class Client:
 
     async def _connection(self) -> tuple[Any, Async[Any]]:
         if self._conn is None or self._wrapper is None:
-            conn: Any = await run_sync(self.redis.connection_pool.get_connection)
+            conn: Any = await _get_connection(self.redis.connection_pool)
             # blocking mode kept: redis-py reads whole replies with recv()
             self._wrapper = Async(conn._sock, nonblocking=False)
             self._conn = conn

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
+import time
 
 import anyio
 import pytest
@@ -269,3 +271,23 @@ async def test_a_pubsub_message_that_arrives_in_pieces_is_not_lost(
             assert got[0] == got[2] == value
         finally:
             sub.close()
+
+
+async def test_a_command_waiting_for_a_silent_server_can_be_cancelled(backend: str) -> None:
+    # The server accepts the connection and never answers the handshake:
+    # redis-py waits socket_timeout (5 s by default, then retries: about a
+    # minute in all) in the worker thread that connects.  A timeout around
+    # the command must end it.  (Here 4 s and no retry, to be quick.)
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        port = silent.getsockname()[1]
+        start = time.monotonic()
+        with contextlib.suppress(redis.RedisError), anyio.move_on_after(0.5):
+            async with Client(port=port, socket_timeout=4, retry=Retry(NoBackoff(), 0)) as r:
+                await r.execute("PING")
+        took = time.monotonic() - start
+        assert took < 3, f"the cancelled command took {took:.1f} s: until redis-py gave up"
