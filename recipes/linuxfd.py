@@ -140,9 +140,9 @@ class TimerFD(_FD):
         once).  ``set(0)`` disarms."""
         if delay < 0 or interval < 0:
             raise ValueError("delay and interval must be >= 0")
-        spec = _ITimerSpec(
-            *divmod(round(interval * 1e9), 10**9), *divmod(round(delay * 1e9), 10**9)
-        )
+        # a time > 0 that rounds to 0 ns would disarm the timer: 1 ns instead
+        delay_ns, interval_ns = (max(round(t * 1e9), 1) if t > 0 else 0 for t in (delay, interval))
+        spec = _ITimerSpec(*divmod(interval_ns, 10**9), *divmod(delay_ns, 10**9))
         _check(_libc.timerfd_settime(self.fileno(), 0, ctypes.byref(spec), None))
 
     async def wait(self) -> int:

@@ -127,6 +127,9 @@ class Conn:
             need = 12 if self._head[:4] == b"\xff\xff\xff\xff" else 4
             if len(self._head) == need:
                 size = struct.unpack("!Q" if need == 12 else "!i", self._head[need - 8 :])[0]
+                if maxlength is not None and size > maxlength:
+                    self.close()  # as the library: checked before the body is allocated
+                    raise OSError("bad message length")
                 self._body, self._got = bytearray(size), 0
                 break
             part = bytearray(need - len(self._head))

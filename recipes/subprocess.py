@@ -75,9 +75,13 @@ class Process:
         self.popen = popen
         self.pid = popen.pid
         self._exit = Async(os.pidfd_open(popen.pid), nonblocking=False)
-        self.stdin = _stream(popen.stdin)
-        self.stdout = _stream(popen.stdout)
-        self.stderr = _stream(popen.stderr)
+        try:
+            self.stdin = _stream(popen.stdin)
+            self.stdout = _stream(popen.stdout)
+            self.stderr = _stream(popen.stderr)
+        except BaseException:
+            self._exit.close()  # the pidfd; spawn() closes the pipes
+            raise
 
     @property
     def returncode(self) -> int | None:
@@ -180,13 +184,14 @@ def spawn(*args: str | os.PathLike[str], **popen_kwargs: Any) -> Process:
         child = subprocess.Popen(args, stdin=PIPE, stdout=PIPE, stderr=PIPE)
         child = spawn(*args)
     """
-    if any(popen_kwargs.pop(name, None) for name in ("text", "universal_newlines", "encoding")):
+    textual = ("text", "universal_newlines", "encoding", "errors")
+    if [name for name in textual if popen_kwargs.pop(name, None)]:
         raise ValueError("spawn() gives bytes streams: decode the lines instead of text=True")
     if popen_kwargs.setdefault("bufsize", 0) != 0:
         raise ValueError("spawn() needs unbuffered pipes (bufsize=0)")
     for name in ("stdin", "stdout", "stderr"):
         popen_kwargs.setdefault(name, PIPE)
-    # bytes: text, universal_newlines and encoding were refused above (the
+    # bytes: text, universal_newlines, encoding and errors were refused above (the
     # checkers cannot tell which Popen overload **popen_kwargs selects)
     popen: subprocess.Popen[bytes] = cast(Any, subprocess.Popen)(args, **popen_kwargs)
     try:
@@ -194,4 +199,7 @@ def spawn(*args: str | os.PathLike[str], **popen_kwargs: Any) -> Process:
     except BaseException:
         popen.kill()
         popen.wait()
+        for pipe in (popen.stdin, popen.stdout, popen.stderr):
+            if pipe is not None:
+                pipe.close()
         raise

@@ -200,3 +200,13 @@ def test_signalfd_in_a_process_that_blocks_at_start(backend: str) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "signals ok"
+
+
+async def test_timerfd_a_tiny_positive_delay_expires(backend: str) -> None:
+    # "Expire after delay seconds (> 0)": a delay under half a nanosecond
+    # rounds to 0, which disarms the timer, and the wait never ends (a
+    # remaining time computed as deadline - now can be that small)
+    with linuxfd.TimerFD() as timer:
+        timer.set(1e-10)
+        with anyio.fail_after(2):
+            assert await timer.wait() == 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import socket
+import struct
 import subprocess
 import sys
 import textwrap
@@ -219,3 +220,19 @@ def test_unix_listener_removes_its_socket_file(tmp_path: object) -> None:
         assert listener.address == path
         assert os.path.exists(path)
     assert not os.path.exists(path)
+
+
+async def test_recv_bytes_maxlength_is_checked_before_the_body_is_allocated(
+    backend: str,
+) -> None:
+    # Connection.recv_bytes(maxlength) refuses an oversized frame from its
+    # header ("bad message length"), before allocating the body; a header
+    # announcing 2**50 bytes must not turn into a MemoryError
+    a, b = Pipe()
+    with b:
+        b.send_bytes(b"")  # a sync peer writes the frame header by hand below
+        async with Conn(a) as conn:
+            assert await conn.recv_bytes(10) == b""
+            b._send(struct.pack("!iQ", -1, 1 << 50))  # type: ignore[attr-defined]
+            with pytest.raises(OSError, match="bad message length"):
+                await conn.recv_bytes(1000)

@@ -134,3 +134,10 @@ def test_bad_input_is_refused() -> None:
         spawn("true", text=True)
     with pytest.raises(ValueError, match="bufsize=0"):
         spawn("true", bufsize=1)
+
+
+def test_spawn_refuses_errors_like_text() -> None:
+    # Popen(errors=...) opens text pipes just as text=True does; spawn must
+    # refuse it before a child starts, and leak no pidfd or pipe
+    with pytest.raises(ValueError, match="decode"):
+        spawn("true", errors="strict")
