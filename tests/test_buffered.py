@@ -402,3 +402,67 @@ async def test_a_socket_end_stays_final(backend: str) -> None:
             assert await stream.readline() == b""
             assert await stream.read() == b""
             assert calls == 1  # asked once: the end of a socket is final
+
+
+async def test_two_writers_at_once_do_not_interleave(backend: str) -> None:
+    # Two readers at once are refused (RuntimeError); two write_all calls
+    # at once must not mix their bytes silently either: each message
+    # arrives whole, or the second writer is refused like a second reader.
+    size = 4 << 20
+    messages = {b"A": b"A" * size, b"B": b"B" * size}
+    refused: list[RuntimeError] = []
+    finished: list[bytes] = []
+    with socketpair() as (a, b):
+        writer, reader = BufferedStream(a.dup()), BufferedStream(b.dup())
+        async with writer, reader, anyio.create_task_group() as tg:
+
+            async def write(message: bytes) -> None:
+                try:
+                    await writer.write_all(message)
+                except RuntimeError as exc:
+                    refused.append(exc)
+                finished.append(message[:1])
+                if len(finished) == 2:
+                    writer.get_ref().shutdown(socket.SHUT_WR)
+
+            tg.start_soon(write, messages[b"A"])
+            await anyio.sleep(0.1)  # the socket is full: A waits for room
+            head = await reader.readexactly(1 << 20)  # room for more
+            tg.start_soon(write, messages[b"B"])  # starts while A is still waiting
+            with anyio.fail_after(10):
+                got = head + await reader.read()
+    if refused:
+        assert got in messages.values()
+    else:
+        assert got in (messages[b"A"] + messages[b"B"], messages[b"B"] + messages[b"A"]), (
+            f"{got.count(b'AB') + got.count(b'BA')} switches between the two messages"
+        )
+
+
+async def test_a_read_from_the_buffer_during_readuntil_is_refused_or_harmless(
+    backend: str,
+) -> None:
+    # A second reader is refused only when it reaches the socket; a read(n)
+    # served from the buffer while readuntil() waits moves the cursor under
+    # it, and readuntil() then searches past a separator that straddles
+    # the old and the new data.
+    with socketpair() as (a, b):
+        async with BufferedStream(a.dup()) as stream, anyio.create_task_group() as tg:
+            records: list[bytes] = []
+
+            async def record() -> None:
+                records.append(await stream.readuntil(b"\r\n"))
+
+            b.sendall(b"xxxx\r")
+            await anyio.sleep(0.05)
+            tg.start_soon(record)
+            await anyio.sleep(0.05)  # readuntil has "xxxx\r" and waits
+            try:
+                taken = await stream.read(3)
+            except RuntimeError:
+                taken = b""  # refused, like a second reader
+            b.sendall(b"\nyyyy\r\n")
+            with anyio.fail_after(2):
+                while not records:
+                    await anyio.sleep(0.01)
+    assert taken + records[0] == b"xxxx\r\n"

@@ -61,6 +61,7 @@ import errno
 import io
 import os
 import socket
+import sys
 from collections.abc import Callable
 from operator import methodcaller
 from typing import Any, TypeAlias, TypeGuard
@@ -200,7 +201,9 @@ class BufferedStream(AsyncResource):
         "_reading",
         "_send",
         "_sticky",
+        "_unsent",
         "_wrapper",
+        "_writing",
     )
 
     def __init__(
@@ -236,7 +239,10 @@ class BufferedStream(AsyncResource):
         self._buf: bytes | bytearray = b""
         self._pos = 0
         self._eof = False
-        self._reading = False
+        self._reading = False  # a read call is under way (one reader at a time)
+        self._writing = False
+        #: the rest of a TLS write that was cancelled after OpenSSL took it in
+        self._unsent: bytes | None = None
         tty = os.isatty(wrapper.fileno())
         self._sticky = not tty if sticky_eof is None else sticky_eof
         is_socket = isinstance(inner, socket.socket)
@@ -278,13 +284,7 @@ class BufferedStream(AsyncResource):
         """One read of the object; b"" at the end of the stream."""
         if self._eof and self._sticky:
             return b""
-        if self._reading:
-            raise RuntimeError("another task is already reading from this stream")
-        self._reading = True
-        try:
-            data = await self._wrapper.read_with(self._receive)
-        finally:
-            self._reading = False
+        data = await self._wrapper.read_with(self._receive)
         self._eof = not data  # on a tty, a read after the end may find more
         return data
 
@@ -315,6 +315,17 @@ class BufferedStream(AsyncResource):
         taken = self._buf[pos:end]
         return taken if type(taken) is bytes else bytes(taken)
 
+    def _claim(self) -> None:
+        """Mark a read call under way; refuse a second reader.
+
+        A read call may wait with bytes in hand (a record cut in two); one
+        from another task, even if served from the buffer, would move the
+        cursor under it.
+        """
+        if self._reading:
+            raise RuntimeError("another task is already reading from this stream")
+        self._reading = True
+
     async def readuntil(self, separator: bytes = b"\n") -> bytes:
         """Read up to and including ``separator``.
 
@@ -325,9 +336,16 @@ class BufferedStream(AsyncResource):
             record = f.read_until(b"\\0")                     # sync, sketched
             record = await stream.readuntil(b"\\0")           # async
         """
-        size = len(separator)
-        if size == 0:
+        if len(separator) == 0:
             raise ValueError("the separator must not be empty")
+        self._claim()
+        try:
+            return await self._readuntil(separator)
+        finally:
+            self._reading = False
+
+    async def _readuntil(self, separator: bytes) -> bytes:
+        size = len(separator)
         start = self._pos
         while True:
             buf = self._buf
@@ -361,18 +379,22 @@ class BufferedStream(AsyncResource):
             line = file.readline()                # sync
             line = await stream.readline()        # async
         """
-        # the common case first: a whole line is buffered
-        buf = self._buf
-        pos = self._pos
-        end = buf.find(b"\n", pos)
-        if end >= 0 and end - pos < self._limit:
-            self._pos = end + 1
-            line = buf[pos : end + 1]
-            return line if type(line) is bytes else bytes(line)
+        self._claim()
         try:
-            return await self.readuntil(b"\n")
-        except IncompleteReadError as exc:
-            return exc.partial
+            # the common case first: a whole line is buffered
+            buf = self._buf
+            pos = self._pos
+            end = buf.find(b"\n", pos)
+            if end >= 0 and end - pos < self._limit:
+                self._pos = end + 1
+                line = buf[pos : end + 1]
+                return line if type(line) is bytes else bytes(line)
+            try:
+                return await self._readuntil(b"\n")
+            except IncompleteReadError as exc:
+                return exc.partial
+        finally:
+            self._reading = False
 
     async def readexactly(self, n: int) -> bytes:
         """Read exactly ``n`` bytes, or raise :class:`IncompleteReadError`.
@@ -384,10 +406,14 @@ class BufferedStream(AsyncResource):
         """
         if type(n) is not int or n < 0:
             raise ValueError(f"n must be an int >= 0, got {n!r}")
-        while len(self._buf) - self._pos < n:
-            if not await self._fill():
-                raise IncompleteReadError(self._take(len(self._buf)), n)
-        return self._take(self._pos + n)
+        self._claim()
+        try:
+            while len(self._buf) - self._pos < n:
+                if not await self._fill():
+                    raise IncompleteReadError(self._take(len(self._buf)), n)
+            return self._take(self._pos + n)
+        finally:
+            self._reading = False
 
     async def read(self, n: int = -1) -> bytes:
         """``read(n)``: up to ``n`` bytes, as soon as any are there (b"" at the
@@ -400,23 +426,27 @@ class BufferedStream(AsyncResource):
         """
         if type(n) is not int:
             raise TypeError(f"n must be an int, got {n!r}")
-        if n < 0:
-            while await self._fill():
-                pass
-            return self._take(len(self._buf))
         if n == 0:
             return b""
-        if self._pos == len(self._buf):
-            # nothing buffered: hand over what one read brings without copying
-            # it in and out of the buffer (16 MiB in a serial port's 4 KiB
-            # reads, as benchmarks/bench_serial.py: 6% less CPU, median of 11
-            # runs interleaved with the copying version)
-            data = await self._receive_once()
-            if len(data) <= n and type(data) is bytes:
-                return data
-            self._buf = data if type(data) is bytes else bytes(data)  # (a hook's may be reused)
-            self._pos = 0
-        return self._take(min(self._pos + n, len(self._buf)))
+        self._claim()
+        try:
+            if n < 0:
+                while await self._fill():
+                    pass
+                return self._take(len(self._buf))
+            if self._pos == len(self._buf):
+                # nothing buffered: hand over what one read brings without
+                # copying it in and out of the buffer (16 MiB in a serial
+                # port's 4 KiB reads, as benchmarks/bench_serial.py: 6% less
+                # CPU, median of 11 runs interleaved with the copying version)
+                data = await self._receive_once()
+                if len(data) <= n and type(data) is bytes:
+                    return data
+                self._buf = data if type(data) is bytes else bytes(data)  # (a hook's may be reused)
+                self._pos = 0
+            return self._take(min(self._pos + n, len(self._buf)))
+        finally:
+            self._reading = False
 
     def __aiter__(self) -> BufferedStream:
         return self
@@ -436,8 +466,26 @@ class BufferedStream(AsyncResource):
 
             sock.sendall(data)                    # sync
             await stream.write_all(data)          # async
+
+        One writer at a time: a second task's ``write_all`` meanwhile raises
+        ``RuntimeError`` (as a second reader does).  Cancelled, it has sent a
+        prefix of ``data``; on a TLS socket OpenSSL may hold part of the rest
+        already, so the rest is sent, whole, before the next write's data.
         """
-        view = memoryview(data).cast("B")
+        if self._writing:
+            raise RuntimeError("another task is already writing to this stream")
+        self._writing = True
+        try:
+            if self._unsent is not None:
+                # OpenSSL took in part of a cancelled write's rest: it must be
+                # sent first, and whole, or the next write's bytes go astray
+                await self._send_all(memoryview(self._unsent))
+                self._unsent = None
+            await self._send_all(memoryview(data).cast("B"))
+        finally:
+            self._writing = False
+
+    async def _send_all(self, view: memoryview) -> None:
         write = self._send
 
         def send(obj: object) -> int:
@@ -446,9 +494,15 @@ class BufferedStream(AsyncResource):
                 raise WouldBlock  # the RawIOBase convention: wait until writable
             return sent
 
-        while view:
-            # ``send`` reads ``view`` when it runs: always the unsent rest
-            view = view[await self._wrapper.write_with(send) :]
+        try:
+            while view:
+                # ``send`` reads ``view`` when it runs: always the unsent rest
+                view = view[await self._wrapper.write_with(send) :]
+        except BaseException:
+            ssl = sys.modules.get("ssl")
+            if view and ssl is not None and isinstance(self._wrapper.get_ref(), ssl.SSLSocket):
+                self._unsent = bytes(view)
+            raise
 
     # -- ending ------------------------------------------------------------
 

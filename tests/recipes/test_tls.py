@@ -236,3 +236,36 @@ async def test_unwrap_gives_back_a_plain_socket(backend: str, cert: Cert) -> Non
             plain = await unwrap(stream)
             async with BufferedStream(plain) as clear:
                 assert await clear.readline() == b"in clear\n"
+
+
+async def test_write_after_a_cancelled_write_sends_all_of_it(backend: str, cert: Cert) -> None:
+    # A write_all cancelled while OpenSSL waits for a full socket has
+    # committed part of its data to SSL_write; the stream then sends the
+    # rest of that write, whole, before the next write's data -- without
+    # it, the next write lost the start of its own data.
+    first, second = b"A" * (8 << 20), b"B" * (16 << 20)
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        received: list[bytes] = []
+        async with Async(listener.dup()) as lst, anyio.create_task_group() as tg:
+            start_reading, all_read = anyio.Event(), anyio.Event()
+
+            async def serve() -> None:
+                stream, _ = await accept_tls(lst, cert.server_context())
+                async with stream:
+                    await start_reading.wait()
+                    with anyio.fail_after(20):
+                        received.append(await stream.readexactly(len(first) + len(second)))
+                    all_read.set()
+
+            tg.start_soon(serve)
+            async with await connect_tls("localhost", port, context=cert.client_context()) as c:
+                with anyio.move_on_after(0.5) as scope:
+                    await c.write_all(first)  # the server does not read yet: blocks
+                assert scope.cancelled_caught
+                start_reading.set()
+                await c.write_all(second)
+                await all_read.wait()  # (closing first could reset the connection)
+    assert received == [first + second]
