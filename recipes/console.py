@@ -85,7 +85,7 @@ class Console:
         if _pollable(fd):
             # a description of our own: O_NONBLOCK here touches nobody else
             own = os.open(f"/proc/self/fd/{fd}", os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-            self._stream = BufferedStream(own)
+            self._stream = BufferedStream(own, limit=sys.maxsize)  # as sys.stdin: no limit
             self.threaded = False
         else:
             self._reader = reader(open(os.dup(fd), "rb"))  # noqa: SIM115 (the reader closes it)

@@ -173,3 +173,20 @@ def test_example_with_a_regular_file(backend: str, tmp_path: Path) -> None:
     with path.open("rb") as f:
         out = run_example(recipe, backend, stdin=f)
     assert out == "name? hello frank\ngot l1\ngot l2\nexample ok\n"
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_long_line_on_pipe_stdin_is_read(backend: str) -> None:
+    # lines() is "for line in sys.stdin for async code": a 100 KB line (one
+    # JSON document, say) piped in must come through, as with sys.stdin and
+    # as it does when stdin is a regular file (the threaded path)
+    long = "x" * 100_000
+    proc = subprocess.run(
+        [sys.executable, "-c", CHILD, backend],
+        input=f"carol\n{long}\n".encode(),
+        capture_output=True,
+        timeout=50,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr.decode()[-400:]
+    assert f"got '{long}\\n'" in proc.stdout.decode()
