@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import socket
 from collections.abc import Iterator
 
 import pytest
@@ -36,3 +37,12 @@ def redis_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
 def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
     with start_sshd(tmp_path_factory.mktemp("sshd")) as server:
         yield server
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A loopback port whose server accepts connections and never answers."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        yield silent.getsockname()[1]
